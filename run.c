@@ -90,14 +90,19 @@ typedef struct ts_config {
 typedef struct ts_model ts_model;
 typedef struct ts_session ts_session;
 
-/* Called for each generated piece of text; return non-zero to stop generating. */
+/* Called for each piece of text generate produces (the prompt's tokens after the first,
+ * then sampled ones): the token and the bytes to print for it. Return non-zero to stop. */
 typedef int (*ts_piece_fn)(void *user, int token, const char *piece, size_t len);
+/* Called before each token is sampled, with the logits it will be drawn from (vocab_size
+ * floats) and the position of the token they follow. It may change them (ban a token, ...). */
+typedef void (*ts_logits_fn)(void *user, int pos, float *logits);
 
 typedef struct ts_generate_opts {
-    float temperature;          /* 0 = greedy */
-    float topp;                 /* nucleus threshold; <= 0 or >= 1 = sample the full distribution */
-    unsigned long long seed;    /* random number generator state; must not be 0 */
-    int steps;                  /* positions to run, prompt included; 0 or > seq_len = seq_len */
+    float temperature;          /* >= 0; 0 = greedy */
+    float topp;                 /* nucleus threshold in [0, 1]; 0 or 1 = sample the full distribution */
+    unsigned long long seed;    /* random number generator state (0 is taken as 1) */
+    int steps;                  /* positions to run, prompt included; 0 or > max positions = all */
+    ts_logits_fn on_logits;     /* optional, may be NULL */
 } ts_generate_opts;
 
 typedef struct ts_generate_stats {
@@ -106,48 +111,76 @@ typedef struct ts_generate_stats {
 } ts_generate_stats;
 
 /* Loading. tokenizer_path (or tok_data) may be NULL to use the tokenizer embedded in the
- * model file. ts_model_load_memory uses the caller's buffers in place: they must stay valid
- * (and 64-byte aligned for best speed, 4-byte aligned at least) until ts_model_free. */
+ * model file, if any (without one, the model runs token ids only). ts_model_load maps the
+ * file (reads it where there is no mmap). ts_model_load_memory uses the caller's buffers in
+ * place, never writing to them (a model compiled into a program works): they must stay
+ * valid, 4-byte aligned (64 for best speed), until ts_model_free. A loaded model is never
+ * written again: any number of sessions, on any threads, may use it at once. */
 int  ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, ts_error *err);
 int  ts_model_load_memory(ts_model **out, const void *data, size_t size,
                           const void *tok_data, size_t tok_size, ts_error *err);
-void ts_model_free(ts_model *m);
-const ts_config *ts_model_config(const ts_model *m);
+void ts_model_free(ts_model *m);                     /* NULL is fine; sessions must go first */
+const ts_config *ts_model_config(const ts_model *m); /* sizes, ids of BOS/EOS, ... */
 size_t ts_model_file_size(const ts_model *m);
 
 /* Tokenizer. ts_encode writes at most max_ids ids and sets *n_ids to the full count (if it
- * exceeds max_ids, call again with more room); add_bos puts the model's BOS first. */
+ * exceeds max_ids, call again with more room; ids may be NULL when max_ids is 0); add_bos
+ * puts the model's BOS first. The text is bytes (len of them; NUL is a byte like others). */
 int  ts_encode(const ts_model *m, const char *text, size_t len, int add_bos,
                int *ids, int max_ids, int *n_ids, ts_error *err);
 /* The bytes to print for `token` following `prev` (llama2.c's rules: no space after BOS,
- * byte tokens as their byte, unprintable single bytes dropped). Never NULL. */
+ * byte tokens as their byte, unprintable single bytes dropped). Never NULL: an id out of
+ * range gives "" (length 0). The bytes belong to the model. */
 const char *ts_decode(const ts_model *m, int prev, int token, size_t *len);
-/* The raw bytes a token stands for. NULL if the id is out of range. */
+/* The raw bytes a token stands for ("<0x0A>" for a byte token). NULL if the id is out of
+ * range or the model has no tokenizer. */
 const char *ts_token_bytes(const ts_model *m, int token, size_t *len);
 
-/* Sessions. max_positions bounds the KV cache (0 = the model's seq_len). */
+/* Sessions: the mutable state of one text (KV cache, activations, random generator). One
+ * session belongs to one thread at a time. max_positions bounds the KV cache: 1 .. the
+ * model's seq_len, or 0 for seq_len. */
 int  ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err);
-void ts_session_free(ts_session *s);
+void ts_session_free(ts_session *s);                 /* NULL is fine */
 int  ts_session_max_positions(const ts_session *s);
-/* Runs n tokens at positions pos .. pos+n-1 (the cache must hold positions < pos). Returns
- * the logits of the last token (vocab_size floats, owned by the session, valid until the
- * next call), or NULL with err set. */
+/* Runs n >= 1 tokens at positions pos .. pos+n-1 (pos + n <= max_positions; the cache must
+ * already hold positions < pos: run a text from 0, or overwrite from any earlier position).
+ * Returns the logits of the last token (vocab_size floats, owned by the session, valid until
+ * its next call), or NULL with err set. A token gets the same logits, to the bit, whether
+ * it runs alone or in a block, on one thread or many. */
 float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *err);
 /* As ts_forward, but writes the logits of every token to out (n rows of vocab_size). */
 int  ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out, ts_error *err);
-/* Samples a token from logits (modified in place) with the session's generator. */
-void ts_seed(ts_session *s, unsigned long long seed);
-int  ts_sample(ts_session *s, float *logits, float temperature, float topp);
-/* Encodes the prompt (BOS first for Llama tokenizers; GPT-2 prompts start bare, an empty
- * one from <|endoftext|>), runs it and samples until `steps` positions, BOS/EOS, or the
- * callback asks to stop. Pieces are the bytes llama2.c would print. */
+/* Sampling with the session's generator, as llama2.c: temperature 0 = the most likely
+ * token, else softmax(logits / temperature), then top-p (0 or 1 = the whole distribution).
+ * Changes logits in place (copy them first to keep them). Returns the token id, or a
+ * negative TS_E_ARG for a bad temperature or top-p. */
+void ts_seed(ts_session *s, unsigned long long seed); /* 0 is taken as 1 */
+int  ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err);
+/* The k most likely tokens of logits (n of them) and their probabilities (softmax at
+ * temperature 1), most likely first, ties to the lower id; logits are not changed. Writes
+ * min(k, n) entries to ids and probs (probs may be NULL) and returns that count. */
+int  ts_top_k(const float *logits, int n, int k, int *ids, float *probs);
+/* Encodes the prompt (NULL = ""; BOS first for Llama tokenizers; GPT-2 prompts start bare,
+ * an empty one from <|endoftext|>), runs it and samples until `steps` positions, BOS/EOS,
+ * or the callback asks to stop. Pieces are the bytes llama2.c would print. stats may be
+ * NULL. Returns 0 also when the callback stopped it. */
 int  ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *opts,
                  ts_piece_fn on_piece, void *user, ts_generate_stats *stats, ts_error *err);
-/* Perplexity of a text: BOS + encode(text) cut into chunks of seq_len tokens, each run
- * from position 0. Sets the token count and the mean negative log-likelihood (nats). */
+/* Perplexity of a text: BOS + encode(text), cut into chunks of max_positions tokens (the
+ * model's seq_len for a full session), each run from position 0 with an empty cache; every
+ * token of a chunk but its first is predicted from those before it. Sets the token count
+ * and the mean negative log-likelihood of the predicted tokens in nats (perplexity =
+ * exp(mean_nll)). progress (may be NULL) is called after each chunk. */
 int  ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens,
                    double *mean_nll, void (*progress)(void *user, long done, long total),
                    void *user, ts_error *err);
+/* Looking inside. After ts_session_record_attention(s, n) (1 <= n <= max_positions), every
+ * forward pass keeps the attention weights of positions < n; n = 0 stops and frees them.
+ * ts_session_attention returns them as (n_layers, n_heads, n, n) floats, [l][h][q][k] the
+ * weight the token at position q gave the one at k in layer l, head h (rows of positions
+ * that ran sum to 1; 0 where k > q or outside a local window), or NULL when not recording. */
+int  ts_session_record_attention(ts_session *s, int n_positions, ts_error *err);
+const float *ts_session_attention(const ts_session *s, int *n_positions);
 
 #endif /* RUN_C_INCLUDED */
 
@@ -1276,6 +1309,15 @@ static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *prob
     return probindex[last].index;
 }
 
+/* -log p(target) for p = softmax(logits): log(sum exp(l - max)) + max - l[target], in double. */
+static double ts_nll(const float *logits, int n, int target) {
+    float max_val = logits[0];
+    for (int i = 1; i < n; i++) max_val = logits[i] > max_val ? logits[i] : max_val;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
+    return log(sum) + max_val - logits[target];
+}
+
 static int ts_sample_logits(ts_session *s, float *logits, float temperature, float topp) {
     int n = s->model->config.vocab_size;
     if (temperature == 0.0f) return ts_argmax(logits, n);
@@ -1329,8 +1371,9 @@ static int ts_prompt_tokens(const ts_model *m, const char *prompt, int **out, in
  * ========================================================================== */
 
 int ts_model_load_memory(ts_model **out, const void *data, size_t size, const void *tok_data, size_t tok_size, ts_error *err) {
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_model_load_memory: out is NULL");
     *out = NULL;
-    if (!data) return ts_fail(err, TS_E_ARG, "no model data");
+    if (!data || size == 0) return ts_fail(err, TS_E_ARG, "no model data (buffer %s, %zu bytes)", data ? "given" : "NULL", size);
     ts_model *m = (ts_model *)calloc(1, sizeof(ts_model));
     if (!m) return ts_fail(err, TS_E_NOMEM, "out of memory");
     m->file = (const unsigned char *)data;
@@ -1345,7 +1388,9 @@ int ts_model_load_memory(ts_model **out, const void *data, size_t size, const vo
 }
 
 int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, ts_error *err) {
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_model_load: out is NULL");
     *out = NULL;
+    if (!path) return ts_fail(err, TS_E_ARG, "no model file given (path is NULL)");
     ts_model *m = (ts_model *)calloc(1, sizeof(ts_model));
     if (!m) return ts_fail(err, TS_E_NOMEM, "out of memory");
     int rc = ts_map_file(path, &m->file, &m->file_size, &m->mapped, &m->owned_file, err);
@@ -1390,12 +1435,16 @@ void ts_model_free(ts_model *m) {
     free(m);
 }
 
-const ts_config *ts_model_config(const ts_model *m) { return &m->config; }
-size_t ts_model_file_size(const ts_model *m) { return m->file_size; }
+const ts_config *ts_model_config(const ts_model *m) { return m ? &m->config : NULL; }
+size_t ts_model_file_size(const ts_model *m) { return m ? m->file_size : 0; }
 
 int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int *ids, int max_ids, int *n_ids, ts_error *err) {
-    const ts_tokenizer *t = &m->tokenizer;
+    if (!n_ids) return ts_fail(err, TS_E_ARG, "ts_encode: n_ids is NULL");
     *n_ids = 0;
+    if (!m) return ts_fail(err, TS_E_ARG, "ts_encode: no model (NULL)");
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "ts_encode: text is NULL but len is %zu", len);
+    if (max_ids < 0 || (!ids && max_ids > 0)) return ts_fail(err, TS_E_ARG, "ts_encode: no room for ids (ids %s, max_ids %d)", ids ? "given" : "NULL", max_ids);
+    const ts_tokenizer *t = &m->tokenizer;
     if (t->kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
     if (len > (size_t)INT_MAX / 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long to encode", len);
     /* encode into a buffer large enough for any result, then copy what fits */
@@ -1419,22 +1468,22 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
 }
 
 const char *ts_token_bytes(const ts_model *m, int token, size_t *len) {
-    const ts_tokenizer *t = &m->tokenizer;
-    if (t->kind == TS_TOK_NONE || token < 0 || token >= t->vocab_size) {
+    size_t unused;
+    if (!len) len = &unused;
+    if (!m || m->tokenizer.kind == TS_TOK_NONE || token < 0 || token >= m->tokenizer.vocab_size) {
         *len = 0;
         return NULL;
     }
-    *len = (size_t)t->piece_len[token];
-    return t->piece[token];
+    *len = (size_t)m->tokenizer.piece_len[token];
+    return m->tokenizer.piece[token];
 }
 
 const char *ts_decode(const ts_model *m, int prev, int token, size_t *len) {
-    const ts_tokenizer *t = &m->tokenizer;
+    size_t unused;
+    if (!len) len = &unused;
     const char *p = ts_token_bytes(m, token, len);
-    if (!p) {
-        *len = 0;
-        return "";
-    }
+    if (!p) return "";
+    const ts_tokenizer *t = &m->tokenizer;
     if (t->kind != TS_TOK_SENTENCEPIECE) return p; /* GPT-2: the bytes as they are */
     /* llama2.c: strip the space after BOS; byte tokens print as their byte; text stops at
      * a NUL (printf %s); a lone byte prints only if printable or white space. */
@@ -1448,9 +1497,13 @@ const char *ts_decode(const ts_model *m, int prev, int token, size_t *len) {
 }
 
 int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err) {
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_session_new: out is NULL");
     *out = NULL;
+    if (!m) return ts_fail(err, TS_E_ARG, "ts_session_new: no model (NULL)");
     const ts_config *c = &m->config;
-    if (max_positions <= 0 || max_positions > c->seq_len) max_positions = c->seq_len;
+    if (max_positions < 0 || max_positions > c->seq_len)
+        return ts_fail(err, TS_E_RANGE, "a session of %d positions: must be 1 .. the model's %d (0 = all)", max_positions, c->seq_len);
+    if (max_positions == 0) max_positions = c->seq_len;
     ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
     if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
     s->model = m;
@@ -1514,10 +1567,33 @@ void ts_session_free(ts_session *s) {
     free(s);
 }
 
-int ts_session_max_positions(const ts_session *s) { return s->max_positions; }
+int ts_session_record_attention(ts_session *s, int n_positions, ts_error *err) {
+    if (!s) return ts_fail(err, TS_E_ARG, "ts_session_record_attention: no session (NULL)");
+    if (n_positions < 0 || n_positions > s->max_positions)
+        return ts_fail(err, TS_E_RANGE, "cannot record %d positions: the session has %d", n_positions, s->max_positions);
+    free(s->att_record);
+    s->att_record = NULL, s->rec_len = 0;
+    if (n_positions == 0) return TS_OK;
+    const ts_config *c = &s->model->config;
+    size_t count; /* (n_layers, n_heads, n, n) */
+    if (!ts_mul((size_t)c->n_layers * (size_t)c->n_heads, (size_t)n_positions * (size_t)n_positions, &count) ||
+        !ts_mul(count, sizeof(float), &count) || !(s->att_record = (float *)calloc(1, count)))
+        return ts_fail(err, TS_E_NOMEM, "out of memory recording the attention of %d positions (%d layers x %d heads)", n_positions,
+                       c->n_layers, c->n_heads);
+    s->rec_len = n_positions;
+    return TS_OK;
+}
+
+const float *ts_session_attention(const ts_session *s, int *n_positions) {
+    if (n_positions) *n_positions = s ? s->rec_len : 0;
+    return s ? s->att_record : NULL;
+}
+
+int ts_session_max_positions(const ts_session *s) { return s ? s->max_positions : 0; }
 
 static int ts_check_tokens(const ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
-    if (n < 1) return ts_fail(err, TS_E_ARG, "no tokens to run");
+    if (!s) return ts_fail(err, TS_E_ARG, "no session (NULL)");
+    if (n < 1 || !tokens) return ts_fail(err, TS_E_ARG, "no tokens to run (%d, tokens %s)", n, tokens ? "given" : "NULL");
     if (pos < 0 || n > s->max_positions || pos > s->max_positions - n)
         return ts_fail(err, TS_E_RANGE, "positions %d..%d are outside this session's %d positions", pos, pos + n - 1, s->max_positions);
     for (int i = 0; i < n; i++)
@@ -1538,6 +1614,7 @@ float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *er
 int ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out, ts_error *err) {
     int rc = ts_check_tokens(s, tokens, n, pos, err);
     if (rc) return rc;
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_forward_all: out is NULL");
     size_t V = (size_t)s->model->config.vocab_size;
     for (int done = 0; done < n; done += s->batch) {
         int k = n - done < s->batch ? n - done : s->batch;
@@ -1547,23 +1624,53 @@ int ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out,
     return TS_OK;
 }
 
-void ts_seed(ts_session *s, unsigned long long seed) { s->rng_state = seed ? seed : 1; }
+void ts_seed(ts_session *s, unsigned long long seed) {
+    if (s) s->rng_state = seed ? seed : 1;
+}
 
-int ts_sample(ts_session *s, float *logits, float temperature, float topp) {
-    return ts_sample_logits(s, logits, temperature, topp);
+static int ts_check_sampling(float temperature, float topp, ts_error *err) {
+    if (!(temperature >= 0.0f) || !isfinite(temperature))
+        return ts_fail(err, TS_E_ARG, "temperature %g must be a number >= 0", (double)temperature);
+    if (!(topp >= 0.0f && topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)topp);
+    return TS_OK;
+}
+
+int ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err) {
+    if (!s || !logits) return ts_fail(err, TS_E_ARG, "ts_sample: %s is NULL", s ? "logits" : "the session");
+    int rc = ts_check_sampling(temperature, topp, err);
+    return rc ? rc : ts_sample_logits(s, logits, temperature, topp);
+}
+
+int ts_top_k(const float *logits, int n, int k, int *ids, float *probs) {
+    if (!logits || n < 1 || k < 1 || !ids) return 0;
+    if (k > n) k = n;
+    /* insertion into the sorted list of the best so far: k is small */
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (count == k && !(logits[i] > logits[ids[k - 1]])) continue;
+        int j = count < k ? count++ : k - 1;
+        while (j > 0 && logits[i] > logits[ids[j - 1]]) ids[j] = ids[j - 1], j--;
+        ids[j] = i;
+    }
+    if (probs) { /* softmax in double: exp(l - max) / sum */
+        double max_val = logits[ids[0]], sum = 0.0;
+        for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
+        for (int j = 0; j < k; j++) probs[j] = (float)(exp((double)logits[ids[j]] - max_val) / sum);
+    }
+    return k;
 }
 
 int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts_piece_fn on_piece, void *user,
                 ts_generate_stats *stats, ts_error *err) {
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!s || !o) return ts_fail(err, TS_E_ARG, "ts_generate: %s is NULL", s ? "opts" : "the session");
     const ts_model *m = s->model;
     int steps = o->steps, *ids = NULL, n_prompt = 0;
-    if (stats) memset(stats, 0, sizeof *stats);
-    if (!(o->temperature >= 0.0f) || !isfinite(o->temperature))
-        return ts_fail(err, TS_E_ARG, "temperature %g must be a number >= 0", (double)o->temperature);
-    if (!(o->topp >= 0.0f && o->topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)o->topp);
+    int rc = ts_check_sampling(o->temperature, o->topp, err);
+    if (rc) return rc;
     if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
     if (steps > s->max_positions) steps = s->max_positions;
-    int rc = ts_prompt_tokens(m, prompt ? prompt : "", &ids, &n_prompt, err);
+    rc = ts_prompt_tokens(m, prompt ? prompt : "", &ids, &n_prompt, err);
     if (rc) return rc;
     if (n_prompt > m->config.seq_len) {
         free(ids);
@@ -1586,6 +1693,7 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         else {
             if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos, err);
             if (!logits) break;
+            if (o->on_logits) o->on_logits(user, pos, logits);
             next = ts_sample_logits(s, logits, o->temperature, o->topp);
             generated++;
         }
@@ -1614,10 +1722,13 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
 
 int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, double *mean_nll,
                   void (*progress)(void *user, long done, long total), void *user, ts_error *err) {
-    const ts_model *m = s->model;
-    int V = m->config.vocab_size, L = s->max_positions;
+    if (!s || !n_tokens || !mean_nll)
+        return ts_fail(err, TS_E_ARG, "ts_perplexity: %s is NULL", !s ? "the session" : !n_tokens ? "n_tokens" : "mean_nll");
     *n_tokens = 0;
     *mean_nll = 0.0;
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "ts_perplexity: text is NULL but len is %zu", len);
+    const ts_model *m = s->model;
+    int V = m->config.vocab_size, L = s->max_positions;
     if (m->tokenizer.kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
     if (len > (size_t)INT_MAX / 4 - 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long", len);
     int *ids = (int *)malloc((len + 4) * sizeof(int));
@@ -1640,15 +1751,8 @@ int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, d
         for (int done = 0; rc == TS_OK && done < chunk; done += s->batch) {
             int k = chunk - done < s->batch ? chunk - done : s->batch;
             rc = ts_forward_all(s, ids + start + done, k, done, logits, err);
-            for (int t = 0; rc == TS_OK && t < k; t++) {
-                int target_at = done + t + 1;
-                if (target_at >= chunk) break;
-                float *row = logits + (size_t)t * V;
-                float max_val = row[0];
-                for (int i = 1; i < V; i++) max_val = row[i] > max_val ? row[i] : max_val;
-                double sum = 0.0;
-                for (int i = 0; i < V; i++) sum += exp((double)row[i] - max_val);
-                nll += log(sum) + max_val - row[ids[start + target_at]];
+            for (int t = 0; rc == TS_OK && t < k && done + t + 1 < chunk; t++) {
+                nll += ts_nll(logits + (size_t)t * V, V, ids[start + done + t + 1]);
                 predicted++;
             }
         }
@@ -1681,10 +1785,13 @@ static void ts_usage(FILE *f) {
             "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len\n"
             "  -i <string> input prompt\n"
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
-            "  -m <string> mode: generate|chat|tokenize|logits|ppl, default: generate\n"
+            "  -m <string> mode: generate|chat|tokenize|logits|ppl|inspect, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
             "  -f <file>   text file for -m ppl\n"
-            "  --ids <file> --out <file>  token ids in, float32 logits out, for -m logits\n");
+            "  --ids <file> --out <file>  token ids in, float32 logits out, for -m logits\n"
+            "  --viz <file.html>  generate, then draw the attention and the top-5 candidates\n"
+            "Modes: ppl -f FILE: perplexity of a text; inspect -i TEXT: per token, its probability\n"
+            "and the model's 5 most likely next tokens\n");
 }
 
 /* Parses a whole string as a number; rejects junk, NaN and out-of-range values. */
@@ -1747,13 +1854,14 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
         else if (!strcmp(flag, "--viz")) a->viz_path = val;
         else return snprintf(msg, msg_len, "unknown option '%s'", flag), 1;
     }
-    const char *modes[] = {"generate", "chat", "tokenize", "logits", "ppl"};
+    const char *modes[] = {"generate", "chat", "tokenize", "logits", "ppl", "inspect"};
     int known = 0;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) known |= !strcmp(a->mode, modes[i]);
-    if (!known) return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, logits, ppl)", a->mode), 1;
+    if (!known) return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, logits, ppl, inspect)", a->mode), 1;
     if (!strcmp(a->mode, "logits") && (!a->ids_path || !a->out_path))
         return snprintf(msg, msg_len, "-m logits needs --ids FILE and --out FILE"), 1;
     if (!strcmp(a->mode, "ppl") && !a->text_path) return snprintf(msg, msg_len, "-m ppl needs -f FILE"), 1;
+    if (a->viz_path && strcmp(a->mode, "generate") != 0) return snprintf(msg, msg_len, "--viz works with -m generate only"), 1;
     return 0;
 }
 
@@ -1770,24 +1878,378 @@ static int ts_print_piece(void *user, int token, const char *piece, size_t len) 
     return 0;
 }
 
-static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long seed) {
-    ts_generate_opts o = {a->temperature, a->topp, seed, a->steps};
-    ts_generate_stats st;
+/* ---- Looking inside: token text for people, -m inspect, --viz -------------------- */
+
+/* The length of the valid UTF-8 character at p (n bytes left), or 0 if it is not one. */
+static int ts_utf8_len(const unsigned char *p, size_t n) {
+    int len = p[0] < 0x80 ? 1 : p[0] < 0xC2 ? 0 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : p[0] < 0xF5 ? 4 : 0;
+    if (len == 0 || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) || /* overlong, surrogate */
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))  /* overlong, > U+10FFFF */
+        return 0;
+    return len;
+}
+
+/* The bytes a token stands for, to show: a byte token's byte, BOS/EOS without the newlines
+ * around them in llama2.c's tokenizer.bin ("\n<s>\n"). */
+static const char *ts_token_text(const ts_model *m, int id, size_t *len) {
+    const ts_tokenizer *t = &m->tokenizer;
+    const char *p = ts_token_bytes(m, id, len);
+    if (!p) return "";
+    if (t->kind == TS_TOK_SENTENCEPIECE && t->byte_value[id] >= 0) {
+        *len = 1;
+        return (const char *)t->byte_text + 2 * t->byte_value[id];
+    }
+    if (id == t->bos_id || id == t->eos_id)
+        while (*len > 1 && (p[0] == '\n' || p[*len - 1] == '\n')) p += p[0] == '\n', *len -= 1;
+    return p;
+}
+
+/* Writes text as one line a person can read into out (cap bytes, NUL-terminated, cut short
+ * with "..." if it does not fit): html = 0 in C string style (\n, \", \\, \xNN), html = 1
+ * for an HTML page (&lt; &amp; ..., a newline as ↵). Either way, bytes that are not valid
+ * UTF-8 and control characters become \xNN. Returns the number of characters shown. */
+static int ts_escape(char *out, size_t cap, const char *text, size_t n, int html) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t o = 0;
+    int shown = 0;
+    for (size_t i = 0; i < n;) {
+        char buf[16];
+        const char *rep = buf;
+        int len = ts_utf8_len(p + i, n - i), width = 1;
+        if (len == 1 && p[i] >= 0x20 && p[i] != 0x7F) {
+            buf[0] = (char)p[i], buf[1] = '\0';
+            if (html && p[i] == '<') rep = "&lt;";
+            else if (html && p[i] == '>') rep = "&gt;";
+            else if (html && p[i] == '&') rep = "&amp;";
+            else if (html && p[i] == '"') rep = "&quot;";
+            else if (!html && p[i] == '"') rep = "\\\"";
+            else if (!html && p[i] == '\\') rep = "\\\\";
+            width = (int)strlen(rep) * !html + html;
+        } else if (len > 1) {
+            memcpy(buf, p + i, (size_t)len), buf[len] = '\0';
+        } else {
+            len = 1;
+            if (p[i] == '\n') rep = html ? "\xE2\x86\xB5" : "\\n"; /* ↵ */
+            else if (p[i] == '\t') rep = html ? "\xE2\x87\xA5" : "\\t"; /* ⇥ */
+            else snprintf(buf, sizeof buf, "\\x%02X", p[i]);
+            width = html && (p[i] == '\n' || p[i] == '\t') ? 1 : (int)strlen(rep);
+        }
+        size_t rl = strlen(rep);
+        if (o + rl + 4 > cap) {
+            if (o + 4 <= cap) memcpy(out + o, "...", 3), o += 3, shown += 3;
+            break;
+        }
+        memcpy(out + o, rep, rl);
+        o += rl, shown += width, i += (size_t)len;
+    }
+    if (cap > 0) out[o < cap ? o : cap - 1] = '\0';
+    return shown;
+}
+
+/* The prompt's tokens and their logits, from one batched pass: inspect's input. */
+static int ts_run_inspect(ts_session *s, const ts_args *a) {
+    const ts_model *m = s->model;
+    int V = m->config.vocab_size, n = 0, *ids = NULL;
     ts_error err = {0, ""};
-    int rc = ts_generate(s, a->prompt, &o, ts_print_piece, NULL, &st, &err);
-    if (rc) return ts_die(err.msg);
-    printf("\n");
-    fflush(stdout);
-    if (st.positions > 1) {
-        /* llama2.c's line: positions after the first, per second of wall time */
-        double secs = st.prompt_seconds + st.generate_seconds;
-        fprintf(stderr, "achieved tok/s: %f\n", secs > 0 ? (st.positions - 1) / secs : 0.0);
-        fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s), generated: %d tokens in %.3f s (%.1f tok/s)\n",
-                st.prompt_tokens, st.prompt_seconds, st.prompt_seconds > 0 ? st.prompt_tokens / st.prompt_seconds : 0.0,
-                st.generated_tokens, st.generate_seconds,
-                st.generate_seconds > 0 ? st.generated_tokens / st.generate_seconds : 0.0);
+    if (ts_prompt_tokens(m, a->prompt ? a->prompt : "", &ids, &n, &err)) return ts_die(err.msg);
+    if (n > s->max_positions) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d", n, s->max_positions);
+        free(ids);
+        return ts_die(msg);
+    }
+    float *logits = (float *)malloc((size_t)n * V * sizeof(float));
+    if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
+        free(ids), free(logits);
+        return ts_die(logits ? err.msg : "out of memory");
+    }
+    /* column width: the widest token as shown, in characters */
+    char text[256];
+    int width = 7;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *p = ts_token_text(m, ids[i], &len);
+        int w = ts_escape(text, sizeof text, p, len, 0) + 2;
+        width = w > width ? w : width;
+    }
+    printf("%4s  %-*s  %-6s  %s\n", "pos", width, "token", "p", "top 5 next tokens (p = softmax of the logits at temperature 1)");
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * V;
+        size_t len;
+        const char *p = ts_token_text(m, ids[i], &len);
+        int w = ts_escape(text, sizeof text, p, len, 0) + 2;
+        printf("%4d  \"%s\"%*s  ", i, text, width - w, "");
+        if (i == 0) printf("%-6s", "-");
+        else printf("%.4f", exp(-ts_nll(row - V, V, ids[i])));
+        int top[5];
+        float prob[5];
+        int k = ts_top_k(row, V, 5, top, prob);
+        for (int j = 0; j < k; j++) {
+            p = ts_token_text(m, top[j], &len);
+            ts_escape(text, sizeof text, p, len, 0);
+            printf("  \"%s\" %.4f", text, prob[j]);
+        }
+        printf("\n");
+    }
+    free(ids), free(logits);
+    return 0;
+}
+
+/* --viz: what generate saw, collected by its callbacks, then drawn as one HTML page. */
+typedef struct {
+    const ts_model *m;
+    int *tokens, n_tokens;     /* (steps + 1) the text: the first token, then each piece's */
+    int *top_id;               /* (steps + 1, 5) the 5 most likely tokens before each sampled one */
+    float *top_p, *chosen_p;   /* (steps + 1, 5), (steps + 1) their probabilities, the chosen one's */
+    float *last_logits;        /* (vocab_size) a copy: sampling changes the logits */
+    int pending;               /* the logits in last_logits still await their token */
+} ts_viz;
+
+static void ts_viz_logits(void *user, int pos, float *logits) {
+    ts_viz *v = (ts_viz *)user;
+    int V = v->m->config.vocab_size;
+    (void)pos;
+    memcpy(v->last_logits, logits, (size_t)V * sizeof(float));
+    v->pending = 1;
+}
+
+static int ts_viz_piece(void *user, int token, const char *piece, size_t len) {
+    ts_viz *v = (ts_viz *)user;
+    int i = v->n_tokens++, V = v->m->config.vocab_size;
+    v->tokens[i] = token;
+    if (v->pending) { /* a sampled token: what the model offered before the draw */
+        ts_top_k(v->last_logits, V, 5, v->top_id + (size_t)i * 5, v->top_p + (size_t)i * 5);
+        v->chosen_p[i] = (float)exp(-ts_nll(v->last_logits, V, token));
+        v->pending = 0;
+    } else v->chosen_p[i] = -1.0f; /* from the prompt */
+    return ts_print_piece(NULL, token, piece, len);
+}
+
+/* One token as HTML text, in a buffer of its own. */
+static const char *ts_viz_text(const ts_viz *v, int token, char *buf, size_t cap) {
+    size_t len;
+    const char *p = ts_token_text(v->m, token, &len);
+    ts_escape(buf, cap, p, len, 1);
+    return buf;
+}
+
+/* A heatmap of one head: the (n, n) weights as unit squares, one path per shade. Shades
+ * follow sqrt(weight), so weak attention still shows; weights under 1/200 stay white. */
+static void ts_viz_heatmap(FILE *f, const float *w, int n, const char *id) {
+    enum { SHADES = 8 };
+    fprintf(f, "<symbol id=\"%s\" viewBox=\"0 0 %d %d\"><use href=\"#future\"/>", id, n, n);
+    for (int shade = 1; shade <= SHADES; shade++) {
+        int any = 0;
+        for (int q = 0; q < n; q++)
+            for (int k = 0; k <= q;) {
+                int level = (int)ceilf(sqrtf(w[(size_t)q * n + k]) * SHADES - 0.5f);
+                if (w[(size_t)q * n + k] < 0.005f || level != shade) {
+                    k++;
+                    continue;
+                }
+                int run = 1;
+                while (k + run <= q && w[(size_t)q * n + k + run] >= 0.005f &&
+                       (int)ceilf(sqrtf(w[(size_t)q * n + k + run]) * SHADES - 0.5f) == shade)
+                    run++;
+                if (!any) fprintf(f, "<path fill=\"#0b3aa8\" fill-opacity=\"%.3f\" d=\"", (double)shade / SHADES), any = 1;
+                fprintf(f, "M%d %dh%dv1h-%dz", k, q, run, run);
+                k += run;
+            }
+        if (any) fprintf(f, "\"/>");
+    }
+    fprintf(f, "</symbol>\n");
+}
+
+static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_args *a, unsigned long long seed) {
+    const ts_config *c = &v->m->config;
+    int L = c->n_layers, H = c->n_heads, rec;
+    const float *att = ts_session_attention(s, &rec);
+    FILE *f = fopen(a->viz_path, "wb");
+    if (!f) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot write %s: %s", a->viz_path, strerror(errno));
+        return ts_die(msg);
+    }
+    if (n > rec) n = rec;
+    char t[512];
+    ts_escape(t, sizeof t, a->checkpoint, strlen(a->checkpoint), 1);
+    fprintf(f,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            "<title>Inside %s</title>\n<style>\n"
+            "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d2330;background:#fff}\n"
+            "h1{font-size:20px;margin:0 0 2px}h2{font-size:16px;margin:22px 0 4px}.note{color:#5b6475;margin:2px 0 8px;max-width:980px}\n"
+            ".story{font:15px/2 ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap;border:1px solid #d8dde6;"
+            "border-radius:6px;padding:8px 12px;max-width:1300px}\n"
+            ".story span{border-radius:3px;padding:1px 0;box-shadow:inset -1px 0 #fff}.story .p{background:#dfe6f3}\n"
+            ".grid{display:grid;gap:6px 8px;align-items:center;justify-items:center;width:max-content}\n"
+            ".grid .h{font-size:12px;color:#5b6475}\n"
+            ".grid a{display:block;border:1px solid #c9d0dc;line-height:0;background:#fff}.grid a:hover{border-color:#1d4fd7;outline:2px solid #1d4fd7}\n"
+            ".grid svg{width:136px;height:136px;display:block}\n"
+            "svg text{font:11px ui-monospace,'DejaVu Sans Mono',monospace;fill:#1d2330}\n"
+            ".big{display:none;position:fixed;inset:0;background:rgba(20,25,35,.55);z-index:9}.big:target{display:block}\n"
+            ".big .box{position:absolute;inset:24px;background:#fff;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column}\n"
+            ".big .bar{display:flex;gap:18px;align-items:baseline;margin-bottom:6px}.big .bar a{color:#1d4fd7;text-decoration:none}\n"
+            ".big .scroll{overflow:auto;flex:1}\n"
+            "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}\n"
+            "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
+            "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
+            ".cand{display:inline-block;min-width:170px;white-space:pre}\n"
+            ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}.cand.c{font-weight:bold}\n"
+            "</style></head><body>\n",
+            t);
+    fprintf(f, "<h1>Inside %s</h1>\n<p class=\"note\">%d layers &times; %d heads, dim %d, vocabulary %d. ", t, L, H, c->dim,
+            c->vocab_size);
+    if (a->temperature == 0.0f) fprintf(f, "Generated greedily (temperature 0), %d positions.</p>\n", n);
+    else fprintf(f, "Generated with temperature %g, top-p %g, seed %llu, %d positions.</p>\n", (double)a->temperature, (double)a->topp, seed, n);
+    /* the text: prompt tokens shaded blue, generated ones by how sure the model was */
+    fprintf(f, "<h2>The text, token by token</h2>\n<p class=\"note\">Blue: the prompt. Generated tokens are shaded by the "
+               "probability the model gave them: white = sure, orange = a surprise. Hover for the number.</p>\n<div class=\"story\">");
+    for (int i = 0; i < v->n_tokens; i++) {
+        ts_viz_text(v, v->tokens[i], t, sizeof t);
+        if (v->chosen_p[i] < 0) fprintf(f, "<span class=\"p\" title=\"%d: prompt\">%s</span>", i, t);
+        else
+            fprintf(f, "<span style=\"background:rgba(245,140,40,%.2f)\" title=\"%d: p = %.4f\">%s</span>",
+                    0.85 * (1.0 - v->chosen_p[i]), i, (double)v->chosen_p[i], t);
+        if (v->tokens[i] >= 0 && t[0] && strstr(t, "\xE2\x86\xB5")) fputc('\n', f); /* a newline token breaks the line */
+    }
+    fprintf(f, "</div>\n");
+
+    /* the heatmaps, each drawn once as a symbol, used by its thumbnail and its enlargement;
+     * "future" greys the keys a token cannot see (k > q), a staircase along the diagonal */
+    fprintf(f, "<svg width=\"0\" height=\"0\" style=\"position:absolute\"><defs>\n<symbol id=\"future\"><path fill=\"#eef0f4\" d=\"M1 0H%d", n);
+    for (int q = n - 1; q >= 1; q--) fprintf(f, "V%dH%d", q, q);
+    fprintf(f, "Z\"/></symbol>\n");
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) {
+            char id[32];
+            snprintf(id, sizeof id, "m%d_%d", l, h);
+            /* the recording is (L, H, rec, rec): copy the n x n corner that ran */
+            float *w = (float *)malloc((size_t)n * n * sizeof(float));
+            if (!w) break;
+            for (int q = 0; q < n; q++)
+                memcpy(w + (size_t)q * n, att + (((size_t)l * H + h) * rec + q) * rec, (size_t)n * sizeof(float));
+            ts_viz_heatmap(f, w, n, id);
+            free(w);
+        }
+    /* token labels for the enlarged maps: keys along the top, queries down the left */
+    int cell = n <= 40 ? 22 : n <= 80 ? 16 : 13, label_w = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *p = ts_token_text(v->m, v->tokens[i], &len);
+        int w = ts_escape(t, sizeof t, p, len, 1);
+        label_w = w > label_w ? w : label_w;
+    }
+    label_w = (label_w > 16 ? 16 : label_w) * 7 + 12;
+    fprintf(f, "<symbol id=\"keys\">");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "<text transform=\"translate(%d %d) rotate(-90)\">%s</text>", label_w + i * cell + cell / 2 + 4, label_w - 4,
+                ts_viz_text(v, v->tokens[i], t, 64));
+    fprintf(f, "</symbol><symbol id=\"queries\">");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>", label_w - 4, label_w + i * cell + cell / 2 + 4,
+                ts_viz_text(v, v->tokens[i], t, 64));
+    fprintf(f, "</symbol></defs></svg>\n");
+
+    fprintf(f, "<h2>Attention, every layer and head</h2>\n<p class=\"note\">Each map shows, for every token (a row), how "
+               "much it attends to each token before it (the columns); darker = more weight (shade follows the square root "
+               "of the weight). A diagonal line: a head looking at the previous token. A dark first column: a head resting "
+               "on the first token. Click a map to enlarge it with the tokens on its axes.</p>\n");
+    fprintf(f, "<div class=\"grid\" style=\"grid-template-columns:auto repeat(%d,auto)\"><div></div>", H);
+    for (int h = 0; h < H; h++) fprintf(f, "<div class=\"h\">head %d</div>", h);
+    for (int l = 0; l < L; l++) {
+        fprintf(f, "\n<div class=\"h\">layer %d</div>", l);
+        for (int h = 0; h < H; h++)
+            fprintf(f, "<a href=\"#a%d_%d\" title=\"layer %d, head %d\"><svg viewBox=\"0 0 %d %d\" preserveAspectRatio=\"none\">"
+                       "<use href=\"#m%d_%d\" width=\"%d\" height=\"%d\"/></svg></a>",
+                    l, h, l, h, n, n, l, h, n, n);
+    }
+    fprintf(f, "</div>\n");
+    int side = label_w + n * cell + 8;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) {
+            int prev = l * H + h - 1, next = l * H + h + 1;
+            fprintf(f, "<div class=\"big\" id=\"a%d_%d\"><div class=\"box\"><div class=\"bar\"><b>layer %d, head %d</b>", l, h, l, h);
+            if (prev >= 0) fprintf(f, "<a href=\"#a%d_%d\">&larr; previous</a>", prev / H, prev % H);
+            if (next < L * H) fprintf(f, "<a href=\"#a%d_%d\">next &rarr;</a>", next / H, next % H);
+            fprintf(f, "<a href=\"#\">close &times;</a><span class=\"h\">rows: the token attending; columns: the token attended to</span>"
+                       "</div><div class=\"scroll\"><svg width=\"%d\" height=\"%d\"><use href=\"#keys\"/><use href=\"#queries\"/>"
+                       "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><use href=\"#m%d_%d\" width=\"%d\" height=\"%d\"/>"
+                       "</svg></svg></div></div></div>\n",
+                    side, side, label_w, label_w, n * cell, n * cell, n, n, l, h, n, n);
+        }
+
+    /* the candidates before each sampled token */
+    fprintf(f, "<h2 id=\"offered\">What the model offered</h2>\n<p class=\"note\">Before each generated token, the 5 tokens the model found "
+               "most likely and their probabilities: its softmax at temperature 1, before sampling (the draw used temperature "
+               "%g and top-p %g). The chosen token is in bold.</p>\n<table><tr><th>pos</th><th>chosen</th><th>p</th><th>top 5</th></tr>\n",
+            (double)a->temperature, (double)a->topp);
+    for (int i = 0; i < v->n_tokens; i++) {
+        if (v->chosen_p[i] < 0) continue;
+        fprintf(f, "<tr><td>%d</td><td><code>%s</code></td><td>%.4f</td><td>", i, ts_viz_text(v, v->tokens[i], t, sizeof t),
+                (double)v->chosen_p[i]);
+        for (int j = 0; j < 5; j++) {
+            int id = v->top_id[(size_t)i * 5 + j];
+            double p = v->top_p[(size_t)i * 5 + j];
+            fprintf(f, "<span class=\"cand%s\"><i style=\"width:%dpx\"></i><code>%s</code> %.3f</span>", id == v->tokens[i] ? " c" : "",
+                    (int)(p * 60 + 0.5), ts_viz_text(v, id, t, sizeof t), p);
+        }
+        fprintf(f, "</td></tr>\n");
+    }
+    fprintf(f, "</table>\n</body></html>\n");
+    if (fclose(f) != 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot write %s: %s", a->viz_path, strerror(errno));
+        return ts_die(msg);
     }
     return 0;
+}
+
+static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long seed) {
+    ts_generate_opts o = {a->temperature, a->topp, seed, a->steps, NULL};
+    ts_generate_stats st;
+    ts_error err = {0, ""};
+    ts_viz viz;
+    memset(&viz, 0, sizeof viz);
+    if (a->viz_path) { /* record attention for every position this run can reach */
+        const ts_config *c = &s->model->config;
+        int n = s->max_positions, *ids = NULL, n_prompt = 0;
+        if ((double)c->n_layers * c->n_heads * n * n > 64e6)
+            return ts_die("--viz: the attention of so many positions, layers and heads is too large to draw: use fewer steps (-n)");
+        if (ts_session_record_attention(s, n, &err) || ts_prompt_tokens(s->model, a->prompt ? a->prompt : "", &ids, &n_prompt, &err))
+            return ts_die(err.msg);
+        viz.m = s->model;
+        viz.tokens = (int *)malloc((size_t)(n + 1) * sizeof(int));
+        viz.top_id = (int *)malloc((size_t)(n + 1) * 5 * sizeof(int));
+        viz.top_p = (float *)malloc((size_t)(n + 1) * 5 * sizeof(float));
+        viz.chosen_p = (float *)malloc((size_t)(n + 1) * sizeof(float));
+        viz.last_logits = (float *)malloc((size_t)c->vocab_size * sizeof(float));
+        if (viz.tokens) viz.tokens[0] = ids[0], viz.n_tokens = 1;
+        if (viz.chosen_p) viz.chosen_p[0] = -1.0f;
+        free(ids);
+        o.on_logits = ts_viz_logits;
+    }
+    int rc = 0;
+    if (a->viz_path && (!viz.tokens || !viz.top_id || !viz.top_p || !viz.chosen_p || !viz.last_logits)) rc = ts_die("out of memory");
+    else if (ts_generate(s, a->prompt, &o, a->viz_path ? ts_viz_piece : ts_print_piece, &viz, &st, &err)) rc = ts_die(err.msg);
+    if (rc == 0) {
+        printf("\n");
+        fflush(stdout);
+        if (st.positions > 1) {
+            /* llama2.c's line: positions after the first, per second of wall time */
+            double secs = st.prompt_seconds + st.generate_seconds;
+            fprintf(stderr, "achieved tok/s: %f\n", secs > 0 ? (st.positions - 1) / secs : 0.0);
+            fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s), generated: %d tokens in %.3f s (%.1f tok/s)\n",
+                    st.prompt_tokens, st.prompt_seconds, st.prompt_seconds > 0 ? st.prompt_tokens / st.prompt_seconds : 0.0,
+                    st.generated_tokens, st.generate_seconds,
+                    st.generate_seconds > 0 ? st.generated_tokens / st.generate_seconds : 0.0);
+        }
+        if (a->viz_path) rc = ts_viz_write(&viz, s, st.positions, a, seed);
+    }
+    free(viz.tokens), free(viz.top_id), free(viz.top_p), free(viz.chosen_p), free(viz.last_logits);
+    return rc;
 }
 
 /* llama2.c's chat loop for Llama 2 chat models: [INST] prompts, the model answers until EOS. */
@@ -2009,6 +2471,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a.mode, "chat")) rc = ts_run_chat(s, &a, seed);
     else if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a);
     else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(s, &a);
+    else if (!strcmp(a.mode, "inspect")) rc = ts_run_inspect(s, &a);
     else rc = ts_run_ppl(s, &a);
     ts_session_free(s);
     ts_model_free(m);
