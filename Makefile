@@ -1,7 +1,8 @@
 # run.c: TinyStories in one file of C.
 #   make            the fast binary for this machine (./run)
 #   make portable   a plain -O2 build that runs anywhere (./run-portable)
-#   make test       every test: C suite, exporter tests, end-to-end checks
+#   make test       every test: C suite, API tests, exporter tests, end-to-end checks
+#   make examples   programs that use run.c as a library (examples/story)
 #   make story      download stories15M + tokenizer if missing, tell a story
 CC      ?= cc
 PYTHON  ?= python3
@@ -12,7 +13,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-py test-e2e story clean
+.PHONY: all portable test test-c test-api test-py test-e2e story examples clean
 all: run
 
 run: run.c
@@ -25,13 +26,25 @@ portable: run-portable
 test_all: test_all.c run.c
 	$(CC) -O2 -g $(OPENMP) $(WARN) -o $@ test_all.c -lm
 
-test: test-c test-py
+# Examples build like a user's program would: plain -O2, no -march (valgrind runs them).
+EXAMPLE_CFLAGS ?= -O2 -g
+examples: examples/story
+examples/story: examples/story.c run.c
+	$(CC) $(EXAMPLE_CFLAGS) $(WARN) -o $@ examples/story.c -lm
+
+tests/test_api: tests/test_api.c run.c
+	$(CC) -O2 -g $(OPENMP) -pthread $(WARN) -o $@ tests/test_api.c -lm
+
+test: test-c test-api test-py
 	@echo "make test: all suites passed"
 
 test-c: test_all run
 	SHARED=$(SHARED) ./test_all
 
-test-py:
+test-api: tests/test_api
+	SHARED=$(SHARED) tests/test_api
+
+test-py: run examples
 	SHARED=$(abspath $(SHARED)) $(PYTHON) -m unittest discover -s tests -p 'test_*.py' -v
 
 # A first story: stories15M (Karpathy's tinyllamas) and the Llama 2 tokenizer.
@@ -51,4 +64,4 @@ story: run
 	./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
 
 clean:
-	rm -f run run-portable test_all
+	rm -f run run-portable test_all tests/test_api examples/story
