@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the C range tables used by gpt2tok.c's pre-tokenizer.
+"""Print the C range tables used by run.c's GPT-2 pre-tokenizer (paste over the generated block).
 
 gpt2_letter_ranges: general category L* (Lu Ll Lt Lm Lo) = regex \\p{L}
 gpt2_number_ranges: general category N* (Nd Nl No)        = regex \\p{N}
