@@ -2248,10 +2248,6 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         free(ids);
         return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
     }
-    if (n_prompt > s->max_positions) {
-        free(ids);
-        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the session's %d positions", n_prompt, s->max_positions);
-    }
     ts_seed(s, o->seed);
     /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
     int n_feed = n_prompt < steps ? n_prompt : steps;
