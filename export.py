@@ -190,6 +190,8 @@ def check_header(h):
         need(h.group_size == 0, f"group_size {h.group_size} with weight_type {h.weight_type}")
     need(len(h.layer_window) == h.n_layers and all(w >= 0 for w in h.layer_window),
          f"layer_window {h.layer_window}")
+    need(-1 <= h.bos_id < h.vocab_size and -1 <= h.eos_id < h.vocab_size,
+         f"bos_id {h.bos_id} / eos_id {h.eos_id} outside the vocabulary of {h.vocab_size}")
 
 
 def choose_group_size(requested):
@@ -653,11 +655,15 @@ def config_value(config, key, default=REQUIRED, kind=int, where="config.json"):
     return value
 
 
-def token_id(value):
-    """bos/eos id from config.json: an int, null (-1), or a list (its first entry)."""
+def token_id(value, vocab_size):
+    """bos/eos id from config.json: an int, null (-1), or a list (its first entry). An id
+    outside the vocabulary (transformers' GPT-Neo defaults to 50256 whatever the vocabulary)
+    names no token of this model: -1, "none"."""
     if isinstance(value, list):
         value = value[0] if value else None
-    return -1 if value is None else int(value)
+    if value is None or not 0 <= int(value) < vocab_size:
+        return -1
+    return int(value)
 
 
 def hf_store(folder):
@@ -765,18 +771,19 @@ def hf_llama(config, open_store):
     n_heads = config_value(config, "num_attention_heads")
     if config.get("head_dim") is None and dim % n_heads:
         fail(f"config.json: hidden_size {dim} is not a multiple of num_attention_heads {n_heads}")
+    vocab_size = config_value(config, "vocab_size")
     h = llama_header(
         dim=dim, hidden_dim=config_value(config, "intermediate_size"),
         n_layers=config_value(config, "num_hidden_layers"), n_heads=n_heads,
         n_kv_heads=config_value(config, "num_key_value_heads", n_heads),
         head_dim=config_value(config, "head_dim", dim // n_heads),
-        vocab_size=config_value(config, "vocab_size"),
+        vocab_size=vocab_size,
         seq_len=config_value(config, "max_position_embeddings", 2048),
         rope_theta=hf_rope_theta(config),
         norm_eps=config_value(config, "rms_norm_eps", 1e-6, float),
         tied=bool(config.get("tie_word_embeddings", False)),
-        bos_id=token_id(config.get("bos_token_id", 1)),
-        eos_id=token_id(config.get("eos_token_id", 2)),
+        bos_id=token_id(config.get("bos_token_id", 1), vocab_size),
+        eos_id=token_id(config.get("eos_token_id", 2), vocab_size),
         attention_bias=bool(config.get("attention_bias", False)))
     store = open_store()
 
@@ -854,16 +861,17 @@ def hf_gptneo(config, open_store):
         fail(f"config.json: hidden_size {dim} is not a multiple of num_heads {n_heads}")
     window = config_value(config, "window_size", 256)
     tied = bool(config.get("tie_word_embeddings", True))
+    vocab_size = config_value(config, "vocab_size")
     h = Header(
         arch=ARCH_GPTNEO, dim=dim, hidden_dim=config_value(config, "intermediate_size", 4 * dim),
         n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_heads, head_dim=dim // n_heads,
-        vocab_size=config_value(config, "vocab_size"),
+        vocab_size=vocab_size,
         seq_len=config_value(config, "max_position_embeddings", 2048),
         norm_kind=NORM_LAYER, act_kind=ACT_GELU, pos_kind=POS_LEARNED,
         flags=FLAG_OUT_BIAS | FLAG_MLP_BIAS | (FLAG_TIED if tied else 0),
         rope_theta=0.0, norm_eps=config_value(config, "layer_norm_epsilon", 1e-5, float),
-        bos_id=token_id(config.get("bos_token_id", 50256)),
-        eos_id=token_id(config.get("eos_token_id", 50256)),
+        bos_id=token_id(config.get("bos_token_id", 50256), vocab_size),
+        eos_id=token_id(config.get("eos_token_id", 50256), vocab_size),
         layer_window=[window if kind == "local" else 0
                       for kind in gptneo_attention_layers(config, n_layers)])
     check_header(h)
