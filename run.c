@@ -300,7 +300,8 @@ static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const 
 /* A matrix of the given type: values, then (Q8_0) its group scales. */
 static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
     ts_matrix m = {type, rows, cols, NULL, NULL};
-    size_t n = (size_t)rows * (size_t)cols;
+    size_t n;
+    if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
     if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
     else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
     else {
@@ -423,7 +424,7 @@ static int ts_load_llama2c(ts_model *m, ts_reader *r, int version, int shared) {
     }
     if (version == 0) {
         m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
-        ts_take_f32(r, (size_t)c->seq_len * c->head_dim, 1, "rope tables"); /* unused freq_cis */
+        ts_take(r, (size_t)c->seq_len, (size_t)c->head_dim * 4, 1, "rope tables"); /* unused freq_cis */
     }
     m->classifier = shared ? m->tok_embedding : ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "classifier");
     if (r->failed) return r->err ? r->err->code : TS_E_FORMAT;
@@ -497,7 +498,8 @@ static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *t
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     int layer_norm = c->norm_kind == TS_NORM_LAYER;
     m->tok_embedding = ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "tok_embedding");
-    if (c->pos_kind == TS_POS_LEARNED) m->pos_embedding = ts_take_f32(&w, (size_t)c->seq_len * dim, 64, "pos_embedding");
+    if (c->pos_kind == TS_POS_LEARNED) /* (seq_len) rows of dim floats */
+        m->pos_embedding = (const float *)ts_take(&w, (size_t)c->seq_len, (size_t)dim * 4, 64, "pos_embedding");
     for (int l = 0; l < c->n_layers; l++) {
         ts_layer *ly = &m->layers[l];
         ly->window = ts_read_i32(windows + 4 * (size_t)l);
@@ -599,6 +601,10 @@ static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts
 /* Reads a whole file: mmap where we can (read-only, shared between processes). */
 static int ts_map_file(const char *path, const unsigned char **data, size_t *size, int *mapped, void **owned, ts_error *err) {
     *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
+#ifdef TS_HAVE_MMAP
+    struct stat st; /* a FIFO would block, a device has no size: only plain files */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return ts_fail(err, TS_E_IO, "%s is not a regular file", path);
+#endif
     FILE *f = fopen(path, "rb");
     if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) {
@@ -708,12 +714,15 @@ static int ts_hexval(char ch) {
 
 static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
     int n = t->vocab_size;
+    /* every token takes at least 8 bytes: refuse a short file before allocating for it */
+    if (size < 4 || (size - 4) / 8 < (size_t)n)
+        return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: %zu bytes cannot hold the model's %d tokens",
+                       size, n);
     t->piece = (const char **)calloc((size_t)n, sizeof(char *));
     t->piece_len = (int *)calloc((size_t)n, sizeof(int));
     t->score = (float *)calloc((size_t)n, sizeof(float));
     t->byte_value = (short *)calloc((size_t)n, sizeof(short));
     if (!t->piece || !t->piece_len || !t->score || !t->byte_value) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    if (size < 4) return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated: %zu bytes", size);
     size_t pos = 4; /* skip max_token_length: lengths are checked one by one instead */
     for (int id = 0; id < n; id++) {
         if (size - pos < 8)
@@ -721,7 +730,7 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
         float score = ts_read_f32(data + pos);
         int32_t len = ts_read_i32(data + pos + 4);
         pos += 8;
-        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score", id);
+        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score (%g)", id, (double)score);
         if (len < 0 || (size_t)len > size - pos)
             return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has length %d, past the end of the tokenizer (%zu bytes)", id, (int)len, size);
         t->piece[id] = (const char *)data + pos;
@@ -948,8 +957,10 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
             for (int i = 0; i < gs; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
             float scale = wmax / 127.0f;
             s[(size_t)t * (cols / gs) + g] = scale;
-            for (int i = 0; i < gs; i++)
-                q[(size_t)t * cols + (size_t)g * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
+            for (int i = 0; i < gs; i++) { /* |x / scale| <= 127, unless x is NaN (a broken model): 0 */
+                float v = scale > 0.0f ? xg[i] / scale : 0.0f;
+                q[(size_t)t * cols + (size_t)g * gs + i] = v == v ? (int8_t)roundf(v) : 0;
+            }
         }
 }
 
@@ -1195,10 +1206,11 @@ static int ts_compare_prob(const void *a, const void *b) {
 
 static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *probindex, float coin) {
     /* tokens below (1 - topp) / (n - 1) can never be in the nucleus: skip them before sorting */
-    float cutoff = (1.0f - topp) / (float)(n - 1);
+    float cutoff = n > 1 ? (1.0f - topp) / (float)(n - 1) : 0.0f;
     int n0 = 0;
     for (int i = 0; i < n; i++)
         if (p[i] >= cutoff) probindex[n0].index = i, probindex[n0].prob = p[i], n0++;
+    if (n0 == 0) return ts_argmax(p, n); /* only NaN probabilities (a broken model): no nucleus */
     qsort(probindex, (size_t)n0, sizeof(ts_prob_index), ts_compare_prob);
     float cumulative = 0.0f;
     int last = n0 - 1;
@@ -1338,6 +1350,8 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
     const ts_tokenizer *t = &m->tokenizer;
     *n_ids = 0;
     if (t->kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "no text (NULL) of %zu bytes", len);
+    if (max_ids < 0 || (max_ids > 0 && !ids)) return ts_fail(err, TS_E_ARG, "no room for the ids (max_ids = %d)", max_ids);
     if (len > (size_t)INT_MAX / 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long to encode", len);
     /* encode into a buffer large enough for any result, then copy what fits */
     int *buf = (int *)malloc((len + 3) * sizeof(int));
@@ -1353,7 +1367,7 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
         free(buf);
         return ts_fail(err, TS_E_NOMEM, "out of memory while encoding");
     }
-    memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
+    if (max_ids > 0) memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
     free(buf);
     *n_ids = (int)n;
     return TS_OK;
@@ -1388,50 +1402,77 @@ const char *ts_decode(const ts_model *m, int prev, int token, size_t *len) {
     return p;
 }
 
+/* Physical memory of this machine in bytes, 0 if unknown. A session larger than this could
+ * only swap: ts_session_new refuses it with a clear message instead (a hostile header can
+ * ask for a million positions of a thousand layers). */
+static size_t ts_physical_memory(void) {
+#if defined(TS_HAVE_MMAP) && defined(_SC_PHYS_PAGES)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page) return (size_t)pages * (size_t)page;
+#endif
+    return 0;
+}
+
 int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err) {
     *out = NULL;
     const ts_config *c = &m->config;
     if (max_positions <= 0 || max_positions > c->seq_len) max_positions = c->seq_len;
-    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
-    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    s->model = m;
-    s->max_positions = max_positions;
-    s->batch = max_positions < TS_BATCH ? max_positions : TS_BATCH;
-    s->rng_state = 1;
-    size_t B = (size_t)s->batch, P = (size_t)max_positions, dim = (size_t)c->dim, hid = (size_t)c->hidden_dim;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t B = (size_t)(max_positions < TS_BATCH ? max_positions : TS_BATCH), P = (size_t)max_positions;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, V = (size_t)c->vocab_size, H = (size_t)c->n_heads;
+    size_t q_dim = H * (size_t)c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t widest = dim > hid ? dim : hid;
     if (q_dim > widest) widest = q_dim;
-    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1;
-    /* one allocation, cut into named arrays (each rounded up to 64 bytes) */
-    struct { void **ptr; size_t bytes; } parts[] = {
-        {(void **)&s->x, B * dim * 4},
-        {(void **)&s->xb, B * widest * 4},
-        {(void **)&s->xb2, B * dim * 4},
-        {(void **)&s->hb, B * hid * 4},
-        {(void **)&s->hb2, B * hid * 4},
-        {(void **)&s->q, B * q_dim * 4},
-        {(void **)&s->att, B * c->n_heads * P * 4},
-        {(void **)&s->logits, B * (size_t)c->vocab_size * 4},
-        {(void **)&s->xq, B * widest},
-        {(void **)&s->xq_scale, B * (widest / gs + 1) * 4},
-        {(void **)&s->rope_cos, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->rope_sin, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->key_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->value_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->probindex, (size_t)c->vocab_size * sizeof(ts_prob_index)},
+    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1, rope_w = (size_t)c->head_dim / 2 + 1;
+    size_t kv_rows = (size_t)c->n_layers * P; /* cache rows of kv_dim floats, per K and V */
+    /* one allocation, cut into named arrays of rows x width elements (each rounded up to 64 bytes) */
+    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
+    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    struct { void **ptr; size_t rows, width, elem; } parts[] = {
+        {(void **)&s->x, B, dim, 4},
+        {(void **)&s->xb, B, widest, 4},
+        {(void **)&s->xb2, B, dim, 4},
+        {(void **)&s->hb, B, hid, 4},
+        {(void **)&s->hb2, B, hid, 4},
+        {(void **)&s->q, B, q_dim, 4},
+        {(void **)&s->att, B * H, P, 4},
+        {(void **)&s->logits, B, V, 4},
+        {(void **)&s->xq, B, widest, 1},
+        {(void **)&s->xq_scale, B, widest / gs + 1, 4},
+        {(void **)&s->rope_cos, P, rope_w, 4},
+        {(void **)&s->rope_sin, P, rope_w, 4},
+        {(void **)&s->key_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->value_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->probindex, V, 1, sizeof(ts_prob_index)},
     };
-    size_t total = 0, n_parts = sizeof parts / sizeof parts[0];
-    for (size_t i = 0; i < n_parts; i++) total += (parts[i].bytes + 63) / 64 * 64;
+    size_t total = 0, n_parts = sizeof parts / sizeof parts[0], bytes[sizeof parts / sizeof parts[0]] = {0};
+    int ok = 1;
+    for (size_t i = 0; i < n_parts && ok; i++) { /* rows * width * elem rounded up to 64, checked */
+        ok = ts_mul(parts[i].rows, parts[i].width, &bytes[i]) && ts_mul(bytes[i], parts[i].elem, &bytes[i]) &&
+             ts_add(bytes[i], 63, &bytes[i]);
+        bytes[i] -= bytes[i] % 64;
+        ok = ok && ts_add(total, bytes[i], &total);
+    }
+    size_t phys = ts_physical_memory();
+    if (!ok || total > SIZE_MAX / 2 || (phys > 0 && total > phys)) {
+        free(s);
+        return ts_fail(err, TS_E_NOMEM,
+                       "a session of %d positions needs %.0f MB (KV cache %.0f MB), more than this machine's %.0f MB of memory: ask for fewer positions (-n)",
+                       max_positions, ok ? (double)total / 1048576.0 : INFINITY, (double)kv_rows * (double)kv_dim * 8.0 / 1048576.0,
+                       (double)phys / 1048576.0);
+    }
+    s->model = m;
+    s->max_positions = max_positions;
+    s->batch = (int)B;
+    s->rng_state = 1;
     unsigned char *mem = (unsigned char *)ts_aligned_alloc(total);
     if (!mem) {
         free(s);
-        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state", total);
+        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state for %d positions", total, max_positions);
     }
     s->memory = mem;
     for (size_t i = 0; i < n_parts; i++) {
         *parts[i].ptr = mem;
-        mem += (parts[i].bytes + 63) / 64 * 64;
+        mem += bytes[i];
     }
     /* rotary angles, as llama2.c computes them: freq = 1 / theta^(2i / head_dim) */
     int half = c->head_dim / 2;
@@ -1507,10 +1548,6 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     if (n_prompt > m->config.seq_len) {
         free(ids);
         return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
-    }
-    if (n_prompt > s->max_positions) {
-        free(ids);
-        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the session's %d positions", n_prompt, s->max_positions);
     }
     ts_seed(s, o->seed);
     /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
@@ -1798,7 +1835,9 @@ static int ts_run_tokenize(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
+/* Reads a whole file into a NUL-terminated malloc'ed buffer, up to the most text the
+ * tokenizer takes (a device such as /dev/zero would otherwise fill memory). */
+#define TS_MAX_TEXT ((size_t)INT_MAX / 4 - 4)
 static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) {
     FILE *f = fopen(path, "rb");
     if (!f) return snprintf(msg, msg_len, "cannot open %s: %s", path, strerror(errno)), NULL;
@@ -1808,7 +1847,11 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
-        char *bigger = cap > SIZE_MAX / 4 ? NULL : (char *)realloc(buf, cap * 2 + 1);
+        if (n > TS_MAX_TEXT) {
+            free(buf), fclose(f);
+            return snprintf(msg, msg_len, "%s is larger than %zu bytes, the most this tool reads", path, TS_MAX_TEXT), NULL;
+        }
+        char *bigger = (char *)realloc(buf, cap * 2 + 1);
         if (!bigger) free(buf);
         buf = bigger, cap *= 2;
     }
@@ -1824,8 +1867,14 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
     return buf;
 }
 
-static int ts_run_logits(ts_session *s, const ts_args *a) {
-    const ts_config *c = &s->model->config;
+/* A session of `positions` (the most this run can reach: the KV cache holds no more). */
+static int ts_open_session(const ts_model *m, int positions, ts_session **s) {
+    ts_error err = {0, ""};
+    return ts_session_new(s, m, positions, &err) ? ts_die(err.msg) : 0;
+}
+
+static int ts_run_logits(const ts_model *m, const ts_args *a) {
+    const ts_config *c = ts_model_config(m);
     char msg[512];
     size_t len;
     char *text = ts_slurp(a->ids_path, &len, msg, sizeof msg);
@@ -1833,7 +1882,7 @@ static int ts_run_logits(ts_session *s, const ts_args *a) {
     int n = 0, cap = 1024;
     int *ids = (int *)malloc((size_t)cap * sizeof(int));
     char *p = text;
-    for (;;) {
+    while (ids) {
         while (*p && isspace((unsigned char)*p)) p++;
         if (!*p) break;
         char *end;
@@ -1844,42 +1893,59 @@ static int ts_run_logits(ts_session *s, const ts_args *a) {
             free(ids), free(text);
             return ts_die(msg);
         }
+        if (n == c->seq_len) {
+            snprintf(msg, sizeof msg, "%s holds more token ids than the model's context of %d", a->ids_path, c->seq_len);
+            free(ids), free(text);
+            return ts_die(msg);
+        }
         if (n == cap) {
             int *bigger = (int *)realloc(ids, (size_t)cap * 2 * sizeof(int));
-            if (!bigger) break;
+            if (!bigger) free(ids);
             ids = bigger, cap *= 2;
+            if (!ids) break;
         }
         ids[n++] = (int)v;
         p = end;
     }
     free(text);
+    if (!ids) return ts_die("out of memory reading the token ids");
     if (n == 0) {
         free(ids);
         return ts_die("the ids file holds no token ids");
     }
-    if (n > s->max_positions) {
-        snprintf(msg, sizeof msg, "%d token ids are more than the model's context of %d", n, s->max_positions);
+    ts_session *s;
+    if (ts_open_session(m, n, &s)) {
         free(ids);
-        return ts_die(msg);
+        return 1;
     }
-    float *logits = (float *)malloc((size_t)n * c->vocab_size * sizeof(float));
-    ts_error err = {0, ""};
-    if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
-        free(ids), free(logits);
-        return ts_die(logits ? err.msg : "out of memory");
-    }
+    /* one block of the session's batch at a time: out grows by rows as they come */
     FILE *f = fopen(a->out_path, "wb");
-    int ok = f != NULL;
-    for (size_t i = 0; ok && i < (size_t)n * c->vocab_size; i++) { /* float32 little-endian */
-        uint32_t bits;
-        memcpy(&bits, &logits[i], 4);
-        unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
-        ok = fwrite(b, 1, 4, f) == 4;
+    ts_error err = {0, ""};
+    size_t V = (size_t)c->vocab_size;
+    float *logits = (float *)malloc((size_t)s->batch * V * sizeof(float));
+    int ok = f != NULL && logits != NULL, failed_forward = 0;
+    for (int done = 0; ok && done < n; done += s->batch) {
+        int k = n - done < s->batch ? n - done : s->batch;
+        if (ts_forward_all(s, ids + done, k, done, logits, &err)) {
+            ok = 0, failed_forward = 1;
+            break;
+        }
+        for (size_t i = 0; ok && i < (size_t)k * V; i++) { /* float32 little-endian */
+            uint32_t bits;
+            memcpy(&bits, &logits[i], 4);
+            unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
+            ok = fwrite(b, 1, 4, f) == 4;
+        }
     }
-    if (f && fclose(f) != 0) ok = 0;
+    int saved_errno = errno;
+    if (f && fclose(f) != 0) ok = 0, saved_errno = errno;
     free(ids), free(logits);
+    ts_session_free(s);
     if (!ok) {
-        snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(errno));
+        if (failed_forward) snprintf(msg, sizeof msg, "%s", err.msg);
+        else if (!f) snprintf(msg, sizeof msg, "cannot open %s for writing: %s", a->out_path, strerror(saved_errno));
+        else if (!logits) snprintf(msg, sizeof msg, "out of memory");
+        else snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(saved_errno));
         return ts_die(msg);
     }
     return 0;
@@ -1891,29 +1957,27 @@ static void ts_ppl_progress(void *user, long done, long total) {
     if (done == total) fprintf(stderr, "\n");
 }
 
-static int ts_run_ppl(ts_session *s, const ts_args *a) {
+static int ts_run_ppl(const ts_model *m, const ts_args *a) {
     char msg[512];
     size_t len;
     char *text = ts_slurp(a->text_path, &len, msg, sizeof msg);
     if (!text) return ts_die(msg);
+    /* chunks of seq_len tokens; a text of len bytes is at most len + 2 tokens (BOS, prefix) */
+    int positions = len + 2 < (size_t)m->config.seq_len ? (int)len + 2 : m->config.seq_len;
+    ts_session *s;
+    if (ts_open_session(m, positions, &s)) {
+        free(text);
+        return 1;
+    }
     long n;
     double loss;
     ts_error err = {0, ""};
     int rc = ts_perplexity(s, text, len, &n, &loss, ts_ppl_progress, NULL, &err);
     free(text);
+    ts_session_free(s);
     if (rc) return ts_die(err.msg);
     printf("tokens: %ld\nloss: %.6f\nperplexity: %.6f\n", n, loss, exp(loss));
     return 0;
-}
-
-/* Does the model file carry its own tokenizer? (peeks at the TSMF header) */
-static int ts_file_has_tokenizer(const char *path) {
-    unsigned char h[84];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t got = fread(h, 1, sizeof h, f);
-    fclose(f);
-    return got == sizeof h && memcmp(h, "TSMF", 4) == 0 && ts_read_i32(h + 80) != TS_TOK_NONE;
 }
 
 int main(int argc, char **argv) {
@@ -1929,27 +1993,26 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* the tokenizer: -z, else the model's own, else tokenizer.bin (llama2.c's default) */
-    const char *tok_path = a.tokenizer;
-    if (!tok_path && !ts_file_has_tokenizer(a.checkpoint) && strcmp(a.mode, "logits") != 0) tok_path = "tokenizer.bin";
     ts_model *m;
     ts_error err = {0, ""};
-    if (ts_model_load(&m, a.checkpoint, tok_path, &err)) return ts_die(err.msg);
-    const ts_config *c = ts_model_config(m);
-    int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
-    int positions = !strcmp(a.mode, "generate") ? steps : c->seq_len;
-    ts_session *s;
-    if (ts_session_new(&s, m, positions, &err)) {
+    if (ts_model_load(&m, a.checkpoint, a.tokenizer, &err)) return ts_die(err.msg);
+    if (!a.tokenizer && m->tokenizer.kind == TS_TOK_NONE && strcmp(a.mode, "logits") != 0) {
         ts_model_free(m);
-        return ts_die(err.msg);
+        if (ts_model_load(&m, a.checkpoint, "tokenizer.bin", &err)) return ts_die(err.msg);
     }
+    const ts_config *c = ts_model_config(m);
     unsigned long long seed = a.seed > 0 ? (unsigned long long)a.seed : (unsigned long long)time(NULL);
     int rc;
-    if (!strcmp(a.mode, "generate")) rc = ts_run_generate(s, &a, seed);
-    else if (!strcmp(a.mode, "chat")) rc = ts_run_chat(s, &a, seed);
-    else if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a);
-    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(s, &a);
-    else rc = ts_run_ppl(s, &a);
-    ts_session_free(s);
+    if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a);
+    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(m, &a);
+    else if (!strcmp(a.mode, "ppl")) rc = ts_run_ppl(m, &a);
+    else { /* generate and chat run at most `steps` positions */
+        int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
+        ts_session *s = NULL;
+        rc = ts_open_session(m, steps, &s);
+        if (rc == 0) rc = !strcmp(a.mode, "generate") ? ts_run_generate(s, &a, seed) : ts_run_chat(s, &a, seed);
+        ts_session_free(s);
+    }
     ts_model_free(m);
     return rc;
 }
