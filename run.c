@@ -214,13 +214,18 @@ static void ts_aligned_free(void *p) {
  * Every size is checked against the file length before a pointer is formed.
  * ========================================================================== */
 
-/* A weight matrix (rows, cols): out[i] = sum_j W[i][j] * x[j]. */
+/* A weight matrix (rows, cols): out[i] = sum_j W[i][j] * x[j]. Q8_0 cuts each row into
+ * groups of group_size values (the last one shorter when group_size does not divide cols),
+ * each with its own scale: W[i][j] = data[i][j] * scale[i][j / group_size]. */
 typedef struct {
     int type;            /* TS_F32, TS_Q8_0, TS_BF16 */
     int rows, cols;
+    int group_size;      /* Q8_0 */
     const void *data;    /* (rows, cols) of float, int8_t or uint16_t */
-    const float *scale;  /* Q8_0: (rows * cols / group_size) */
+    const float *scale;  /* Q8_0: (rows, ts_groups(cols, group_size)) */
 } ts_matrix;
+
+static int ts_groups(int cols, int group_size) { return (cols + group_size - 1) / group_size; }
 
 typedef struct {
     const float *attn_norm, *attn_norm_bias;  /* (dim) */
@@ -299,14 +304,14 @@ static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const 
 
 /* A matrix of the given type: values, then (Q8_0) its group scales. */
 static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
-    ts_matrix m = {type, rows, cols, NULL, NULL};
+    ts_matrix m = {type, rows, cols, group_size, NULL, NULL};
     size_t n;
     if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
     if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
     else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
     else {
         m.data = ts_take(r, n, 1, align, what);
-        m.scale = ts_take_f32(r, n / (size_t)group_size, align, what);
+        m.scale = ts_take_f32(r, (size_t)rows * (size_t)ts_groups(cols, group_size), align, what);
     }
     return m;
 }
@@ -353,13 +358,8 @@ static int ts_check_config(const ts_config *c, ts_error *err) {
         return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads x head_dim = %d x %d is too large", c->n_heads, c->head_dim);
     if (c->pos_kind == TS_POS_ROPE && c->head_dim % 2 != 0)
         return ts_fail(err, TS_E_FORMAT, "bad model header: head_dim = %d must be even for rotary positions", c->head_dim);
-    if (c->weight_type == TS_Q8_0) {
-        int q_dim = c->n_heads * c->head_dim;
-        if (c->group_size < 1 || c->group_size > 4096 || c->dim % c->group_size || c->hidden_dim % c->group_size ||
-            q_dim % c->group_size)
-            return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d must divide dim %d, hidden_dim %d and n_heads*head_dim %d",
-                           c->group_size, c->dim, c->hidden_dim, q_dim);
-    }
+    if (c->weight_type == TS_Q8_0 && (c->group_size < 1 || c->group_size > 4096))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d (must be 1..4096)", c->group_size);
     if (!(c->norm_eps >= 0.0f && c->norm_eps < 1.0f))
         return ts_fail(err, TS_E_FORMAT, "bad model header: norm_eps = %g", (double)c->norm_eps);
     if (c->pos_kind == TS_POS_ROPE && !(c->rope_theta > 0.0f && c->rope_theta < 1e12f))
@@ -569,9 +569,12 @@ static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts
             if (rc) return rc;
             shared = m->file[36];
             if (shared > 1) return ts_fail(err, TS_E_FORMAT, "bad model header: shared_classifier = %d", shared);
-            if (version == 2) {
+            if (version == 2) { /* llama2.c groups run over whole tensors: rows must hold whole groups */
                 c->weight_type = TS_Q8_0;
                 c->group_size = ts_read_i32(m->file + 37);
+                if (c->group_size < 1 || c->dim % c->group_size || c->hidden_dim % c->group_size)
+                    return ts_fail(err, TS_E_FORMAT, "bad model header: group_size = %d must divide dim %d and hidden_dim %d",
+                                   c->group_size, c->dim, c->hidden_dim);
             }
             header = 256;
             snprintf(m->source, sizeof m->source, "llama2.c v%d", version);
@@ -937,27 +940,30 @@ static float ts_bf16_to_f32(uint16_t h) {
 }
 
 /* Row `row` of an embedding matrix as floats: out (cols). */
-static void ts_matrix_row(float *out, const ts_matrix *w, int row, int group_size) {
+static void ts_matrix_row(float *out, const ts_matrix *w, int row) {
     size_t start = (size_t)row * (size_t)w->cols;
     if (w->type == TS_F32) memcpy(out, (const float *)w->data + start, (size_t)w->cols * sizeof(float));
     else if (w->type == TS_BF16)
         for (int j = 0; j < w->cols; j++) out[j] = ts_bf16_to_f32(((const uint16_t *)w->data)[start + j]);
-    else
-        for (int j = 0; j < w->cols; j++)
-            out[j] = ((const int8_t *)w->data)[start + j] * w->scale[(start + j) / (size_t)group_size];
+    else {
+        const float *scale = w->scale + (size_t)row * ts_groups(w->cols, w->group_size);
+        for (int j = 0; j < w->cols; j++) out[j] = ((const int8_t *)w->data)[start + j] * scale[j / w->group_size];
+    }
 }
 
 /* Q8_0 activations, as llama2.c's runq: per group of gs values, scale = max|x| / 127,
- * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, cols / gs). */
+ * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, groups). */
 static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, int gs) {
+    int groups = ts_groups(cols, gs);
     for (int t = 0; t < n; t++)
-        for (int g = 0; g < cols / gs; g++) {
+        for (int g = 0; g < groups; g++) {
             const float *xg = x + (size_t)t * cols + (size_t)g * gs;
+            int len = cols - g * gs < gs ? cols - g * gs : gs;
             float wmax = 0.0f;
-            for (int i = 0; i < gs; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
+            for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
             float scale = wmax / 127.0f;
-            s[(size_t)t * (cols / gs) + g] = scale;
-            for (int i = 0; i < gs; i++) { /* |x / scale| <= 127, unless x is NaN (a broken model): 0 */
+            s[(size_t)t * groups + g] = scale;
+            for (int i = 0; i < len; i++) { /* |x / scale| <= 127, unless x is NaN (a broken model): 0 */
                 float v = scale > 0.0f ? xg[i] / scale : 0.0f;
                 q[(size_t)t * cols + (size_t)g * gs + i] = v == v ? (int8_t)roundf(v) : 0;
             }
@@ -967,8 +973,8 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
 /* out (n, rows) = x (n, cols) · W^T, the plain loops: one dot product per output, summed
  * left to right in float (Q8_0: integer sums per group, scaled). This is the reference
  * every faster kernel is tested against. */
-static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n, int gs) {
-    int rows = w->rows, cols = w->cols;
+static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = w->type == TS_Q8_0 ? ts_groups(cols, gs) : 0;
     TS_PARALLEL_FOR
     for (int i = 0; i < rows; i++) {
         for (int t = 0; t < n; t++) {
@@ -983,10 +989,10 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
                 for (int j = 0; j < cols; j++) val += ts_bf16_to_f32(wr[j]) * xt[j];
             } else {
                 const int8_t *wr = (const int8_t *)w->data + row, *xt = xq + (size_t)t * cols;
-                const float *ws = w->scale + row / gs, *xst = xs + (size_t)t * (cols / gs);
-                for (int g = 0; g < cols / gs; g++) {
+                const float *ws = w->scale + (size_t)i * groups, *xst = xs + (size_t)t * groups;
+                for (int g = 0; g < groups; g++) {
                     int32_t ival = 0;
-                    for (int k = 0; k < gs; k++) ival += (int32_t)xt[g * gs + k] * (int32_t)wr[g * gs + k];
+                    for (int k = g * gs; k < cols && k < (g + 1) * gs; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
                     val += (float)ival * ws[g] * xst[g];
                 }
             }
@@ -997,9 +1003,8 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
 
 /* out (n, rows) = x (n, cols) · W^T. Q8_0 first quantizes x into the session's buffers. */
 static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
-    int gs = s->model->config.group_size;
-    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, gs);
-    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n, gs);
+    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
+    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n);
 }
 
 static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
@@ -1114,7 +1119,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
 
     for (int t = 0; t < n; t++) { /* x = embedding (+ position embedding) */
         float *xt = s->x + (size_t)t * dim;
-        ts_matrix_row(xt, &m->tok_embedding, tokens[t], c->group_size);
+        ts_matrix_row(xt, &m->tok_embedding, tokens[t]);
         if (m->pos_embedding)
             for (int i = 0; i < dim; i++) xt[i] += m->pos_embedding[(size_t)(pos + t) * dim + i];
     }
