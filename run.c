@@ -963,9 +963,10 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
             for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
             float scale = wmax / 127.0f;
             s[(size_t)t * groups + g] = scale;
-            for (int i = 0; i < len; i++) { /* |x / scale| <= 127, unless x is NaN (a broken model): 0 */
+            for (int i = 0; i < len; i++) { /* |x / scale| <= 127, but for denormal scales and NaN (broken models) */
                 float v = scale > 0.0f ? xg[i] / scale : 0.0f;
-                q[(size_t)t * cols + (size_t)g * gs + i] = v == v ? (int8_t)roundf(v) : 0;
+                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
+                q[(size_t)t * cols + (size_t)g * gs + i] = (int8_t)roundf(v);
             }
         }
 }

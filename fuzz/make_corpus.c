@@ -46,6 +46,7 @@ int main(void) {
     save_model("v2-q8", (sy_model){SY_V2, 8, 16, 2, 2, 1, 16, 8, 1, 1, 4, 0, NULL, 0, 4});
     save_model("tsmf-f32", (sy_model){SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5});
     save_model("tsmf-q8", (sy_model){SY_TSMF, 8, 16, 1, 2, 2, 16, 8, 0, 1, 8, 0, NULL, 0, 6});
+    save_model("tsmf-q8-short-groups", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 1, 5, 0, NULL, 0, 11});
     save_model("tsmf-bf16", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 2, 0, 0, NULL, 0, 7});
     save_model("tsmf-neo", (sy_model){SY_TSMF, 8, 16, 2, 2, 2, 16, 8, 1, 0, 0, 1, NULL, 0, 8});
     save_model("tsmf-tokenizer", (sy_model){SY_TSMF, 4, 8, 1, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 9});

@@ -113,8 +113,8 @@ static inline void sy_floats(sy_buf *b, size_t n, float base, uint32_t *rng) {
     for (size_t i = 0; i < n; i++) sy_f32(b, base + sy_rand(rng));
 }
 
-/* A matrix (rows, cols) of the given type: f32, BF16, or Q8_0 values then scales
- * (TSMF aligns the scales to 64; llama2.c v2 packs them). */
+/* A matrix (rows, cols) of the given type: f32, BF16, or Q8_0 values then one scale per
+ * group of each row (TSMF aligns the scales to 64; llama2.c v2 packs them). */
 static inline void sy_matrix(sy_buf *b, int type, size_t rows, size_t cols, int gs, size_t align, uint32_t *rng) {
     size_t n = rows * cols;
     if (align > 1) sy_pad(b, align);
@@ -133,7 +133,7 @@ static inline void sy_matrix(sy_buf *b, int type, size_t rows, size_t cols, int 
             sy_put(b, &q, 1);
         }
         if (align > 1) sy_pad(b, align);
-        for (size_t i = 0; i < n / (size_t)gs; i++) sy_f32(b, 0.004f + 0.001f * sy_rand(rng));
+        for (size_t i = 0; i < rows * ((cols + (size_t)gs - 1) / (size_t)gs); i++) sy_f32(b, 0.004f + 0.001f * sy_rand(rng));
     }
 }
 
