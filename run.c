@@ -276,6 +276,7 @@ typedef struct {
     size_t size, pos;
     ts_error *err;
     int failed;
+    const char *region;  /* what ends at `size`, for messages: "model file", "TSMF weights" */
 } ts_reader;
 
 static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t align, const char *what) {
@@ -283,8 +284,8 @@ static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t 
     size_t bytes, start = r->pos, end;
     if (align > 1) start = (start + align - 1) / align * align;
     if (start < r->pos || !ts_mul(count, elem_size, &bytes) || !ts_add(start, bytes, &end) || end > r->size) {
-        ts_fail(r->err, TS_E_FORMAT, "model file is truncated: tensor %s needs %zu x %zu bytes at offset %zu, file has %zu",
-                what, count, elem_size, start, r->size);
+        ts_fail(r->err, TS_E_FORMAT, "%s is truncated: tensor %s needs %zu x %zu bytes at offset %zu, but it ends at %zu",
+                r->region, what, count, elem_size, start, r->size);
         r->failed = 1;
         return NULL;
     }
@@ -482,18 +483,19 @@ static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *t
     const unsigned char *windows = (const unsigned char *)ts_take(r, (size_t)c->n_layers, 4, 1, "layer_window");
     if (!windows) return TS_E_FORMAT;
     if (weights_offset % 64 || weights_offset < r->pos || weights_offset > r->size || weights_size > r->size - weights_offset)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights at offset %llu size %llu do not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_offset = %llu, weights_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the layer windows)",
                        (unsigned long long)weights_offset, (unsigned long long)weights_size, r->size);
     if (*tok_kind != TS_TOK_NONE &&
         (tokenizer_offset % 64 || tokenizer_offset < weights_offset + weights_size || tokenizer_offset > r->size ||
          tokenizer_size > r->size - tokenizer_offset))
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer at offset %llu size %llu does not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer_offset = %llu, tokenizer_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the weights)",
                        (unsigned long long)tokenizer_offset, (unsigned long long)tokenizer_size, r->size);
     *tok_offset = (size_t)tokenizer_offset;
     *tok_size = (size_t)tokenizer_size;
 
     /* tensors: the weights region only */
-    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0};
+    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0,
+                   "TSMF weights region (weights_offset + weights_size)"};
     int type = c->weight_type, gs = c->group_size, dim = c->dim, hid = c->hidden_dim;
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     int layer_norm = c->norm_kind == TS_NORM_LAYER;
@@ -541,7 +543,7 @@ static void ts_tokenizer_free(ts_tokenizer *t);
 /* Recognises the layout from the first bytes and fills in the model. */
 static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts_error *err) {
     ts_config *c = &m->config;
-    ts_reader r = {m->file, m->file_size, 0, err, 0};
+    ts_reader r = {m->file, m->file_size, 0, err, 0, "model file"};
     size_t embedded_offset = 0, embedded_size = 0;
     int embedded_kind = TS_TOK_NONE, rc;
     memset(c, 0, sizeof *c);
