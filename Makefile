@@ -130,13 +130,20 @@ test-asan: asan $(addprefix fuzz/out/replay-asan-,$(FUZZ_TARGETS))
 	SHARED=$(SHARED) $(PYTHON) tests/hostile.py ./run-asan
 	SHARED=$(SHARED) $(PYTHON) tests/runs.py ./run-asan
 
-# An end-to-end generation under valgrind (stories260K, 64 steps): no error, no leak.
+# End-to-end generations under valgrind: stories260K for 64 steps, and the synthetic GPT-Neo
+# file with its embedded tokenizer (seed corpus). No error, no leak.
+VALGRIND := OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive valgrind -q --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
 test-valgrind: run-valgrind
-	@if ! command -v valgrind >/dev/null; then echo "test-valgrind: SKIPPED (valgrind not installed)"; \
-	elif [ ! -f $(SHARED)/models/stories260K.bin ]; then echo "test-valgrind: SKIPPED ($(SHARED)/models/stories260K.bin not found)"; \
-	else OMP_NUM_THREADS=2 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  ./run-valgrind $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin -n 64 -s 42 -i "Once upon a time" >/dev/null \
-	  && echo "test-valgrind: stories260K, 64 steps: clean"; fi
+	@if ! command -v valgrind >/dev/null; then echo "test-valgrind: SKIPPED (valgrind not installed)"; exit 0; fi; \
+	mkdir -p fuzz/out; \
+	$(VALGRIND) ./run-valgrind fuzz/corpus/model/tsmf-neo-tokenizer -n 0 -s 3 -i "Once" >/dev/null 2>fuzz/out/valgrind.log \
+	  || { cat fuzz/out/valgrind.log; echo "test-valgrind: FAILED on the synthetic GPT-Neo file"; exit 1; }; \
+	echo "test-valgrind: synthetic GPT-Neo file, full context: clean"; \
+	if [ ! -f $(SHARED)/models/stories260K.bin ]; then echo "test-valgrind: stories260K SKIPPED ($(SHARED)/models/stories260K.bin not found)"; exit 0; fi; \
+	$(VALGRIND) ./run-valgrind $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin -n 64 -s 42 -i "Once upon a time" \
+	  >/dev/null 2>fuzz/out/valgrind.log || { cat fuzz/out/valgrind.log; echo "test-valgrind: FAILED on stories260K"; exit 1; }; \
+	echo "test-valgrind: stories260K, 64 steps: clean"
 
 clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan
