@@ -682,15 +682,22 @@ static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb
     return h;
 }
 
+/* Every piece sits at most this many slots after its hash's slot: checked as the table is
+ * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
+ * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
+ * lookup walk a long run. */
+#define TS_MAX_PROBE 256
+
 /* The id of the token whose bytes are a followed by b, or -1. */
 static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
     size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
-    for (;; i = (i + 1) & t->hash_mask) {
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
         int id = t->hash[i];
         if (id < 0) return -1;
         if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
             return id;
     }
+    return -1;
 }
 
 /* Builds the hash from pieces; the first of duplicate pieces wins. */
@@ -704,7 +711,10 @@ static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
     for (int id = 0; id < t->vocab_size; id++) {
         if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
         size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
-        while (t->hash[i] >= 0) i = (i + 1) & t->hash_mask;
+        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
+            if (probe == TS_MAX_PROBE)
+                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
+                               id, TS_MAX_PROBE);
         t->hash[i] = id;
     }
     return TS_OK;

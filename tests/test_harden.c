@@ -226,6 +226,25 @@ static void test_tokenizers(void) {
     sy_put(&longer, "x", 1);
     expect_refused("tokenizer + 1 byte", &model, &longer, "1 bytes after", vocab);
     free(longer.p), free(bad.p), free(tok.p), free(model.p);
+
+    /* pieces crafted to share one hash slot: refused, instead of quadratic loading and long
+     * lookups (vocabulary 512: a 1024-slot table) */
+    sy_buf carrier = {0}, crafted = {0};
+    sy_write_carrier(&carrier, 512);
+    sy_u32(&crafted, 16);
+    int colliding = 0;
+    for (long k = 0, written = 0; written < 512; k++) {
+        char piece[24];
+        int len = snprintf(piece, sizeof piece, "c%ld", k);
+        int collides = (ts_hash_bytes(piece, (size_t)len, "", 0) & 1023) == 0;
+        if (!collides && written >= 512 - 300 + colliding) continue; /* room left for the colliding ones */
+        colliding += collides;
+        sy_f32(&crafted, 0.0f), sy_i32(&crafted, len), sy_put(&crafted, piece, (size_t)len), written++;
+    }
+    clock_t t0 = clock();
+    expect_refused("colliding pieces", &carrier, &crafted, "share its hash slots", "tokenizer token");
+    CHECK_MSG(clock() - t0 < CLOCKS_PER_SEC, "refused fast: %.3f s", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    free(carrier.p), free(crafted.p);
 }
 
 /* ---- 3. broken weights still run: NaN everywhere, denormal Q8_0 scales ---- */
