@@ -1324,7 +1324,8 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         free(m);
         return rc;
     }
-    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping. */
+    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping
+     * (at most 1 GiB: Llama 2's is 0.4 MB; a sparse file could claim terabytes). */
     void *tok_copy = NULL;
     size_t tok_size = 0;
     if (tokenizer_path) {
@@ -1332,7 +1333,10 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         int tok_mapped;
         void *tok_owned;
         rc = ts_map_file(tokenizer_path, &tok, &tok_size, &tok_mapped, &tok_owned, err);
-        if (rc == TS_OK) {
+        if (rc == TS_OK && tok_size > ((size_t)1 << 30)) {
+            rc = ts_fail(err, TS_E_FORMAT, "%s is %zu bytes, too large for a tokenizer (at most 1 GiB)", tokenizer_path, tok_size);
+            ts_unmap_file(tok, tok_size, tok_mapped, tok_owned);
+        } else if (rc == TS_OK) {
             tok_copy = malloc(tok_size);
             if (tok_copy) memcpy(tok_copy, tok, tok_size);
             else rc = ts_fail(err, TS_E_NOMEM, "out of memory");

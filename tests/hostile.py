@@ -256,13 +256,25 @@ def main():
         ]
         for name, args, expect in flag_cases:
             cases.append(Case(name, model + args, expect))
+        # sparse files that claim terabytes (skipped where the file system cannot make them)
+        sparse_tok, sparse_model = os.path.join(tmp, "sparse-tok.bin"), os.path.join(tmp, "sparse-model.bin")
+        try:
+            for path, head in ((sparse_tok, synth_tok[:4096]), (sparse_model, open(sources[-1][0], "rb").read(256))):
+                with open(path, "wb") as f:
+                    f.write(head)
+                os.truncate(path, 2 << 40)
+        except OSError as e:
+            print(f"hostile: sparse 2 TiB files SKIPPED ({e})")
+            sparse_tok = sparse_model = os.path.join(tmp, "nope")
         tok_cases = [("missing", os.path.join(tmp, "nope")), ("a folder", tmp), ("/dev/null", "/dev/null"),
-                     ("/dev/zero", "/dev/zero"), ("empty", empty), ("a model file", os.path.join(CORPUS, "v1"))]
+                     ("/dev/zero", "/dev/zero"), ("empty", empty), ("a model file", os.path.join(CORPUS, "v1")),
+                     ("of 2 TiB (sparse)", sparse_tok)]
         for name, path in tok_cases:
             cases.append(Case(f"tokenizer {name}", [model[0], "-z", path, "-n", "4"], ERROR))
         model_paths = [("missing", os.path.join(tmp, "nope")), ("a folder", tmp), ("/dev/null", "/dev/null"),
                        ("/dev/zero", "/dev/zero"), ("empty", empty), ("a text file", text_path),
-                       ("a tokenizer", os.path.join(ROOT, "fuzz", "corpus", "tokenizer", "synthetic"))]
+                       ("a tokenizer", os.path.join(ROOT, "fuzz", "corpus", "tokenizer", "synthetic")),
+                       ("of 2 TiB (sparse)", sparse_model)]
         for name, path in model_paths:
             cases.append(Case(f"model {name}", [path, "-n", "4"], ERROR))
         cases.append(Case("no arguments", [], ERROR))
