@@ -25,8 +25,9 @@ run-portable: run.c
 	$(CC) -O2 $(WARN) -o $@ run.c -lm
 portable: run-portable
 
+# Same flags as ./run: the suite compares the library's logits with ./run's bit for bit.
 test_all: test_all.c run.c
-	$(CC) -O2 -g $(OPENMP) $(WARN) -o $@ test_all.c -lm
+	$(CC) $(CFLAGS) -g $(WARN) -o $@ test_all.c -lm
 
 test: test-c test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
@@ -57,7 +58,7 @@ story: run
 SANITIZE := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_CC  ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := model tokenizer encode decode args
+FUZZ_TARGETS := model tokenizer gpt2 encode decode args
 FUZZ_DEPS := run.c fuzz/fuzz.h fuzz/synth.h
 # every sanitizer finding fails the run; leaks too
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:exitcode=86
@@ -124,7 +125,7 @@ test-runs: run
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: asan $(addprefix fuzz/out/replay-asan-,$(FUZZ_TARGETS))
-	$(if $(wildcard test_all.c),SHARED=$(SHARED) ./test_all-asan,@echo "test-asan: no test_all.c in this tree, skipped")
+	$(if $(wildcard test_all.c),SHARED=$(SHARED) RUN_BINARY=./run-asan ./test_all-asan,@echo "test-asan: no test_all.c in this tree, skipped")
 	SHARED=$(SHARED) ./test_harden-asan
 	@for t in $(FUZZ_TARGETS); do printf "%-10s " $$t; ./fuzz/out/replay-asan-$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
 	SHARED=$(SHARED) $(PYTHON) tests/hostile.py ./run-asan

@@ -37,7 +37,8 @@ static inline ts_model *fuzz_load(const void *model, size_t size, const void *to
 }
 
 /* Encodes text and checks what ts_encode promises: ids in range, the full count reported
- * even when max_ids is smaller, and (with byte fallback) decoding gives the text back. */
+ * even when max_ids is smaller, and decoding gives the text back (SentencePiece with byte
+ * fallback: after the dummy-prefix space; GPT-2: exactly). */
 static inline void fuzz_encode(const ts_model *m, const char *text, size_t len, int add_bos, int check_roundtrip) {
     const ts_tokenizer *t = &m->tokenizer;
     int cap = (int)len + 3, n = -1, n_small = -1;
@@ -70,6 +71,16 @@ static inline void fuzz_encode(const ts_model *m, const char *text, size_t len, 
         FUZZ_CHECK(len == 0 ? got == 0 : (got == len + 1 && back[0] == ' ' && memcmp(back + 1, text, len) == 0));
         free(back);
     }
+    if (check_roundtrip && t->kind == TS_TOK_GPT2) { /* byte-level BPE loses nothing: the ids spell the text */
+        size_t got = 0;
+        for (int i = (add_bos && t->bos_id >= 0) ? 1 : 0; i < n; i++) {
+            size_t piece_len;
+            const char *piece = ts_token_bytes(m, ids[i], &piece_len);
+            FUZZ_CHECK(piece != NULL && got + piece_len <= len && memcmp(text + got, piece, piece_len) == 0);
+            got += piece_len;
+        }
+        FUZZ_CHECK(got == len);
+    }
     free(ids);
 }
 
@@ -86,5 +97,17 @@ static inline void fuzz_decode(const ts_model *m, int prev, int token) {
     }
     memcpy(copy, p, len < sizeof copy ? len : sizeof copy);
     (void)copy;
+}
+/* A tiny GPT-Neo-shaped TSMF file carrying the synthetic GPT-2 tokenizer (fuzz/synth.h),
+ * loaded; the file's bytes live as long as the process, as the model does. */
+static inline ts_model *fuzz_gpt2_model(void) {
+    sy_buf tok = {0}, model = {0};
+    sy_write_gpt2_tokenizer(&tok);
+    sy_model spec = {SY_TSMF, 4, 8, 1, 2, 1, SY_GPT2_VOCAB, 8, 1, 0, 0, 1, tok.p, tok.n, 12, 1};
+    sy_write_model(&model, &spec);
+    ts_model *m = fuzz_load(fuzz_copy(model.p, model.n), model.n, NULL, 0);
+    FUZZ_CHECK(m != NULL && m->tokenizer.kind == TS_TOK_GPT2);
+    free(model.p), free(tok.p);
+    return m;
 }
 #endif /* FUZZ_H */

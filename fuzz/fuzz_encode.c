@@ -1,7 +1,8 @@
-/* Fuzz target: the SentencePiece encoder on arbitrary bytes, with the synthetic 3 + 256 +
- * pieces vocabulary (fuzz/synth.h). The first byte picks options: bit 0 adds BOS, bit 1
- * uses the vocabulary without byte tokens (unknown bytes become <unk>). With byte tokens,
- * decoding the ids must give back exactly " " + text. */
+/* Fuzz target: the encoders on arbitrary bytes, with the synthetic vocabularies of
+ * fuzz/synth.h. The first byte picks options: bit 0 adds BOS; bit 1 uses the SentencePiece
+ * vocabulary without byte tokens (unknown bytes become <unk>); bit 2 uses the GPT-2
+ * byte-level BPE instead. Decoding the ids must give back " " + text (SentencePiece with
+ * byte tokens) or exactly the text (GPT-2). */
 #define RUN_NO_MAIN
 #include "../run.c"
 #include "fuzz.h"
@@ -17,12 +18,12 @@ static ts_model *tokenizer_model(int with_bytes) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static ts_model *models[2];
-    if (!models[0]) models[0] = tokenizer_model(1), models[1] = tokenizer_model(0);
+    static ts_model *models[3];
+    if (!models[0]) models[0] = tokenizer_model(1), models[1] = tokenizer_model(0), models[2] = fuzz_gpt2_model();
     if (size < 1) return 0;
-    int add_bos = data[0] & 1, no_bytes = (data[0] >> 1) & 1;
+    int add_bos = data[0] & 1, no_bytes = (data[0] >> 1) & 1, gpt2 = (data[0] >> 2) & 1;
     char *text = (char *)fuzz_copy(data + 1, size - 1);
-    fuzz_encode(models[no_bytes], text, size - 1, add_bos, !no_bytes);
+    fuzz_encode(models[gpt2 ? 2 : no_bytes], text, size - 1, add_bos, gpt2 || !no_bytes);
     free(text);
     return 0;
 }

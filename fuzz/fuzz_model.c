@@ -52,7 +52,7 @@ static void exercise(const ts_model *m) {
         int pieces = 0;
         int rc = ts_generate(s, "Once", &o, count_piece, &pieces, NULL, &err);
         FUZZ_CHECK(rc == TS_OK || err.msg[0] != '\0');
-        FUZZ_CHECK(pieces <= 4);
+        FUZZ_CHECK(pieces <= 4 + 1); /* steps, and a GPT-2 prompt prints its first token too */
         long n_tokens;
         double nll;
         rc = ts_perplexity(s, text, sizeof text - 1, &n_tokens, &nll, NULL, NULL, &err);

@@ -35,22 +35,24 @@ static void save_model(const char *name, sy_model m) {
 }
 
 int main(void) {
-    sy_buf tok = {0}, tok_nobytes = {0};
+    sy_buf tok = {0}, tok_nobytes = {0}, gpt2 = {0};
     sy_write_tokenizer(&tok, 1);
     sy_write_tokenizer(&tok_nobytes, 0);
+    sy_write_gpt2_tokenizer(&gpt2);
     /* model files: every layout; small shapes so mutations reach the tensors */
     /*                      format      dim hid L  H  KV V   seq shared wt gs neo tok */
-    save_model("legacy-shared", (sy_model){SY_LEGACY, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 1});
-    save_model("legacy-unshared", (sy_model){SY_LEGACY, 8, 12, 1, 2, 2, 16, 8, 0, 0, 0, 0, NULL, 0, 2});
-    save_model("v1", (sy_model){SY_V1, 8, 12, 2, 2, 1, 16, 8, 0, 0, 0, 0, NULL, 0, 3});
-    save_model("v2-q8", (sy_model){SY_V2, 8, 16, 2, 2, 1, 16, 8, 1, 1, 4, 0, NULL, 0, 4});
-    save_model("tsmf-f32", (sy_model){SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5});
-    save_model("tsmf-q8", (sy_model){SY_TSMF, 8, 16, 1, 2, 2, 16, 8, 0, 1, 8, 0, NULL, 0, 6});
-    save_model("tsmf-q8-short-groups", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 1, 5, 0, NULL, 0, 11});
-    save_model("tsmf-bf16", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 2, 0, 0, NULL, 0, 7});
-    save_model("tsmf-neo", (sy_model){SY_TSMF, 8, 16, 2, 2, 2, 16, 8, 1, 0, 0, 1, NULL, 0, 8});
-    save_model("tsmf-tokenizer", (sy_model){SY_TSMF, 4, 8, 1, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 9});
-    save_model("tsmf-neo-tokenizer", (sy_model){SY_TSMF, 4, 8, 2, 1, 1, SY_VOCAB, 8, 1, 0, 0, 1, tok.p, tok.n, 10});
+    save_model("legacy-shared", (sy_model){SY_LEGACY, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 1, 0});
+    save_model("legacy-unshared", (sy_model){SY_LEGACY, 8, 12, 1, 2, 2, 16, 8, 0, 0, 0, 0, NULL, 0, 2, 0});
+    save_model("v1", (sy_model){SY_V1, 8, 12, 2, 2, 1, 16, 8, 0, 0, 0, 0, NULL, 0, 3, 0});
+    save_model("v2-q8", (sy_model){SY_V2, 8, 16, 2, 2, 1, 16, 8, 1, 1, 4, 0, NULL, 0, 4, 0});
+    save_model("tsmf-f32", (sy_model){SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5, 0});
+    save_model("tsmf-q8", (sy_model){SY_TSMF, 8, 16, 1, 2, 2, 16, 8, 0, 1, 8, 0, NULL, 0, 6, 0});
+    save_model("tsmf-q8-short-groups", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 1, 5, 0, NULL, 0, 11, 0});
+    save_model("tsmf-bf16", (sy_model){SY_TSMF, 8, 12, 1, 2, 1, 16, 8, 1, 2, 0, 0, NULL, 0, 7, 0});
+    save_model("tsmf-neo", (sy_model){SY_TSMF, 8, 16, 2, 2, 2, 16, 8, 1, 0, 0, 1, NULL, 0, 8, 0});
+    save_model("tsmf-tokenizer", (sy_model){SY_TSMF, 4, 8, 1, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 9, 0});
+    save_model("tsmf-neo-tokenizer", (sy_model){SY_TSMF, 4, 8, 2, 1, 1, SY_VOCAB, 8, 1, 0, 0, 1, tok.p, tok.n, 10, 0});
+    save_model("tsmf-neo-gpt2", (sy_model){SY_TSMF, 4, 8, 2, 2, 1, SY_GPT2_VOCAB, 8, 1, 0, 0, 1, gpt2.p, gpt2.n, 12, 1});
 
     /* tokenizer.bin: 2-byte vocabulary size (minus one), then the file */
     struct { const char *name; int vocab; const sy_buf *file; } toks[] = {
@@ -68,11 +70,24 @@ int main(void) {
                                          0, 0, 0, 0, 1, 0, 0, 0, ' '};
     save("tokenizer", "tiny", tiny, sizeof tiny);
 
+    /* GPT-2 tokenizer sections: the synthetic one, and one of only the 256 bytes */
+    save("gpt2", "synthetic", gpt2.p, gpt2.n);
+    sy_buf bytes_only = {0};
+    sy_i32(&bytes_only, 256), sy_i32(&bytes_only, 0);
+    for (int i = 0; i < 256; i++) {
+        unsigned char byte = (unsigned char)i;
+        sy_i32(&bytes_only, 1), sy_put(&bytes_only, &byte, 1);
+    }
+    save("gpt2", "bytes-only", bytes_only.p, bytes_only.n);
+    free(bytes_only.p);
+
     /* encoder: option byte, then text */
     static const char *texts[] = {"\x00Once upon a time, there was a little girl named Lily.",
                                   "\x01Lily \xc3\xa9! \xe6\x97\xa5\xe6\x97\xa5 \xf0\x9f\x98\x80 end.",
                                   "\x02\xff\xfe\x80\x80\xc3 broken \xe6\x97 utf-8 \xf0\x9f",
-                                  "\x03 \n\n  tabs\tand\x01 controls\x7f"};
+                                  "\x03 \n\n  tabs\tand\x01 controls\x7f",
+                                  "\x04Once upon a time, Lily's 123 the end.  \n\n\xc3\xa9\xe6\x97\xa5",
+                                  "\x05\xff\xfe broken \xe6\x97 utf-8 \xf0\x9f 'll 've   spaces   "};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         char name[16];
         snprintf(name, sizeof name, "text%zu", i);
@@ -97,7 +112,9 @@ int main(void) {
     save("args", "ppl", args3, sizeof args3 - 1);
     save("args", "chat", args4, sizeof args4 - 1);
     save("args", "tokenize", args5, sizeof args5 - 1);
-    free(tok.p), free(tok_nobytes.p);
-    printf("make_corpus: wrote fuzz/corpus/{model,tokenizer,encode,decode,args}\n");
+    static const char args6[] = "m.bin\0-m\0decode\0--ids\0ids.txt";
+    save("args", "decode", args6, sizeof args6 - 1);
+    free(tok.p), free(tok_nobytes.p), free(gpt2.p);
+    printf("make_corpus: wrote fuzz/corpus/{model,tokenizer,gpt2,encode,decode,args}\n");
     return 0;
 }

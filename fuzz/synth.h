@@ -95,6 +95,53 @@ static inline void sy_write_tokenizer(sy_buf *b, int with_bytes) {
     }
 }
 
+/* ---- GPT-2 byte-level BPE section (TSMF tokenizer_kind 2, spec/format.md) ----
+ * i32 n_tokens, i32 n_merges, n_tokens x (i32 len, bytes), n_merges x (i32 left, right, result).
+ * Ids 0..255 are the single bytes, then one token per merge below (in rank order), then
+ * "<|endoftext|>" as the last id (the models' BOS and EOS). */
+static const char *const sy_gpt2_merges[][2] = {
+    {"t", "h"}, {"h", "e"}, {"th", "e"}, {" ", "t"}, {" t", "he"}, {"i", "n"}, {"a", "n"}, {" ", "a"},
+    {"O", "n"}, {"On", "c"}, {"Onc", "e"}, {" ", "u"}, {" u", "p"}, {"o", "n"}, {" up", "on"}, {" ", "Once"},
+    {"\xc3", "\xa9"}, {"\xe6", "\x97"}, {"\xe6\x97", "\xa5"}, {"L", "i"}, {"l", "y"}, {"Li", "ly"}, {"'", "s"},
+    {" ", "the"}, {"1", "2"}, {"12", "3"},
+};
+#define SY_GPT2_N_MERGES ((int)(sizeof sy_gpt2_merges / sizeof sy_gpt2_merges[0]))
+#define SY_GPT2_VOCAB (256 + SY_GPT2_N_MERGES + 1)
+
+/* The id of a piece among the bytes and the merges so far (-1 if absent). */
+static inline int sy_gpt2_id(const char *piece, int n_merges) {
+    if (strlen(piece) == 1) return (unsigned char)piece[0];
+    for (int i = 0; i < n_merges; i++) {
+        char both[32];
+        snprintf(both, sizeof both, "%s%s", sy_gpt2_merges[i][0], sy_gpt2_merges[i][1]);
+        if (!strcmp(both, piece)) return 256 + i;
+    }
+    return -1;
+}
+
+static inline void sy_write_gpt2_tokenizer(sy_buf *b) {
+    sy_i32(b, SY_GPT2_VOCAB);
+    sy_i32(b, SY_GPT2_N_MERGES);
+    for (int i = 0; i < 256; i++) {
+        unsigned char byte = (unsigned char)i;
+        sy_i32(b, 1);
+        sy_put(b, &byte, 1);
+    }
+    for (int i = 0; i < SY_GPT2_N_MERGES; i++) {
+        size_t l = strlen(sy_gpt2_merges[i][0]), r = strlen(sy_gpt2_merges[i][1]);
+        sy_i32(b, (int32_t)(l + r));
+        sy_put(b, sy_gpt2_merges[i][0], l);
+        sy_put(b, sy_gpt2_merges[i][1], r);
+    }
+    sy_i32(b, 13);
+    sy_put(b, "<|endoftext|>", 13);
+    for (int i = 0; i < SY_GPT2_N_MERGES; i++) {
+        int left = sy_gpt2_id(sy_gpt2_merges[i][0], i), right = sy_gpt2_id(sy_gpt2_merges[i][1], i);
+        if (left < 0 || right < 0) abort(); /* a merge of pieces not made yet: fix the table */
+        sy_i32(b, left), sy_i32(b, right), sy_i32(b, 256 + i);
+    }
+}
+
 /* ---- model files ---- */
 enum { SY_LEGACY, SY_V1, SY_V2, SY_TSMF };
 
@@ -107,6 +154,7 @@ typedef struct {
     const unsigned char *tok;         /* TSMF: embedded SentencePiece tokenizer, or NULL */
     size_t tok_size;
     uint32_t seed;
+    int tok_gpt2;                     /* TSMF: tok is a GPT-2 section (kind 2), BOS = EOS = the last id */
 } sy_model;
 
 static inline void sy_floats(sy_buf *b, size_t n, float base, uint32_t *rng) {
@@ -192,9 +240,9 @@ static inline void sy_write_tsmf(sy_buf *b, const sy_model *m) {
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) sy_i32(b, head[i]);
     sy_f32(b, 10000.0f);
     sy_f32(b, 1e-5f);
-    sy_i32(b, m->tok ? 1 : 0);
-    sy_i32(b, m->vocab_size > 2 ? 1 : -1); /* bos */
-    sy_i32(b, m->vocab_size > 2 ? 2 : -1); /* eos */
+    sy_i32(b, m->tok ? (m->tok_gpt2 ? 2 : 1) : 0);
+    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 1 : -1); /* bos */
+    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 2 : -1); /* eos */
     sy_i32(b, 0);
     size_t offsets_at = b->n;
     for (int i = 0; i < 4; i++) sy_u64(b, 0); /* patched below */
@@ -243,7 +291,7 @@ static inline void sy_write_model(sy_buf *b, const sy_model *m) {
 
 /* A tiny legacy model of the given vocabulary: enough to carry a tokenizer in tests. */
 static inline void sy_write_carrier(sy_buf *b, int vocab_size) {
-    sy_model m = {SY_LEGACY, 2, 2, 1, 1, 1, vocab_size, 4, 1, 0, 0, 0, NULL, 0, 7};
+    sy_model m = {SY_LEGACY, 2, 2, 1, 1, 1, vocab_size, 4, 1, 0, 0, 0, NULL, 0, 7, 0};
     sy_write_model(b, &m);
 }
 

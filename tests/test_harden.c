@@ -73,7 +73,7 @@ static void expect_refused(const char *what, const sy_buf *b, const sy_buf *tok,
 typedef struct { const char *name; size_t offset; int32_t value; const char *shown; } bad_int;
 
 static void test_header_fields(void) {
-    sy_model legacy = {SY_LEGACY, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 1};
+    sy_model legacy = {SY_LEGACY, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 1, 0};
     bad_int legacy_bad[] = {
         {"dim", 0, 0, "dim = 0"},                 {"dim", 0, -8, "dim = -8"},
         {"hidden_dim", 4, 0, "0"},                {"hidden_dim", 4, 1 << 30, "1073741824"},
@@ -100,7 +100,7 @@ static void test_header_fields(void) {
     free(b.p);
 
     /* llama2.c v1 / v2: the same 7 fields 8 bytes later, then version, shared, group_size */
-    sy_model v2 = {SY_V2, 8, 16, 2, 2, 1, 16, 8, 1, 1, 4, 0, NULL, 0, 4};
+    sy_model v2 = {SY_V2, 8, 16, 2, 2, 1, 16, 8, 1, 1, 4, 0, NULL, 0, 4, 0};
     for (size_t i = 0; i < sizeof legacy_bad / sizeof legacy_bad[0]; i++) {
         if (legacy_bad[i].offset == 20 && legacy_bad[i].value == INT_MIN) continue; /* legacy's sign trick only */
         b = make_model(v2);
@@ -122,7 +122,7 @@ static void test_header_fields(void) {
     free(b.p);
 
     /* TSMF: every field of the 256-byte header and the layer windows */
-    sy_model tsmf = {SY_TSMF, 8, 16, 2, 2, 1, 16, 8, 0, 1, 8, 1, NULL, 0, 6}; /* GPT-Neo shape, Q8_0 */
+    sy_model tsmf = {SY_TSMF, 8, 16, 2, 2, 1, 16, 8, 0, 1, 8, 1, NULL, 0, 6, 0}; /* GPT-Neo shape, Q8_0 */
     bad_int tsmf_bad[] = {
         {"version", 4, 2, "2"},           {"header_size", 8, 255, "255"},    {"arch", 12, 3, "3"},
         {"dim", 16, 0, "0"},              {"hidden_dim", 20, -1, "-1"},      {"n_layers", 24, 0, "0"},
@@ -144,7 +144,7 @@ static void test_header_fields(void) {
         {"rope_theta", 72, NAN, "nan", 1},    {"rope_theta", 72, INFINITY, "inf", 1},
         {"rope_theta", 72, 0.0f, "0", 1},     {"rope_theta", 72, -INFINITY, "-inf", 1},
     };
-    sy_model llama = {SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5};
+    sy_model llama = {SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5, 0};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         b = make_model(floats[i].rope ? llama : tsmf);
         put_f32_at(&b, floats[i].offset, floats[i].value);
@@ -163,7 +163,7 @@ static void test_header_fields(void) {
     };
     sy_buf tok = {0};
     sy_write_tokenizer(&tok, 1);
-    sy_model with_tok = {SY_TSMF, 4, 8, 1, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 9};
+    sy_model with_tok = {SY_TSMF, 4, 8, 1, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 9, 0};
     for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
         b = make_model(with_tok);
         sy_patch_u64(&b, offsets[i].offset, offsets[i].value);
@@ -283,10 +283,10 @@ static void test_broken_weights(void) {
     sy_buf tok = {0};
     sy_write_tokenizer(&tok, 1);
     sy_model shapes[] = {
-        {SY_TSMF, 8, 16, 2, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 1}, /* f32 Llama */
-        {SY_TSMF, 8, 16, 2, 2, 2, SY_VOCAB, 8, 0, 1, 8, 0, tok.p, tok.n, 2}, /* Q8_0 Llama */
-        {SY_TSMF, 8, 12, 2, 2, 1, SY_VOCAB, 8, 1, 1, 5, 1, tok.p, tok.n, 3}, /* Q8_0 GPT-Neo, short groups */
-        {SY_TSMF, 8, 12, 2, 2, 1, SY_VOCAB, 8, 0, 2, 0, 1, tok.p, tok.n, 4}, /* BF16 GPT-Neo */
+        {SY_TSMF, 8, 16, 2, 2, 1, SY_VOCAB, 8, 1, 0, 0, 0, tok.p, tok.n, 1, 0}, /* f32 Llama */
+        {SY_TSMF, 8, 16, 2, 2, 2, SY_VOCAB, 8, 0, 1, 8, 0, tok.p, tok.n, 2, 0}, /* Q8_0 Llama */
+        {SY_TSMF, 8, 12, 2, 2, 1, SY_VOCAB, 8, 1, 1, 5, 1, tok.p, tok.n, 3, 0}, /* Q8_0 GPT-Neo, short groups */
+        {SY_TSMF, 8, 12, 2, 2, 1, SY_VOCAB, 8, 0, 2, 0, 1, tok.p, tok.n, 4, 0}, /* BF16 GPT-Neo */
     };
     const char *names[] = {"f32", "Q8_0", "Q8_0 neo", "BF16 neo"};
     float values[] = {NAN, INFINITY, 1e-40f /* denormal */, -3e38f};
@@ -301,7 +301,7 @@ static void test_broken_weights(void) {
             free(b.p);
         }
     /* a one-token vocabulary: top-p has nothing to cut */
-    sy_model one = {SY_V1, 8, 8, 1, 2, 2, 1, 8, 1, 0, 0, 0, NULL, 0, 5};
+    sy_model one = {SY_V1, 8, 8, 1, 2, 2, 1, 8, 1, 0, 0, 0, NULL, 0, 5, 0};
     sy_buf b = make_model(one);
     ts_model *m = NULL;
     ts_session *s = NULL;
@@ -309,7 +309,7 @@ static void test_broken_weights(void) {
     int rc = load(&b, NULL, &m, &err);
     CHECK_MSG(rc != TS_OK && strstr(err.msg, "bos_id"), "a 1-token llama2.c model has no room for BOS 1: %s", err.msg);
     free(b.p);
-    sy_model tiny = {SY_TSMF, 8, 8, 1, 2, 2, 1, 8, 1, 0, 0, 0, NULL, 0, 5}; /* TSMF: bos/eos -1 */
+    sy_model tiny = {SY_TSMF, 8, 8, 1, 2, 2, 1, 8, 1, 0, 0, 0, NULL, 0, 5, 0}; /* TSMF: bos/eos -1 */
     b = make_model(tiny);
     CHECK(load(&b, NULL, &m, &err) == TS_OK);
     if (m) {
@@ -329,7 +329,7 @@ static void test_broken_weights(void) {
 /* ---- 4. the sampler on NaN logits: an id in range, whatever the settings ---- */
 
 static void test_sampler_nan(void) {
-    sy_model spec = {SY_TSMF, 8, 8, 1, 2, 2, 64, 8, 1, 0, 0, 0, NULL, 0, 5};
+    sy_model spec = {SY_TSMF, 8, 8, 1, 2, 2, 64, 8, 1, 0, 0, 0, NULL, 0, 5, 0};
     sy_buf b = make_model(spec);
     ts_model *m = NULL;
     ts_session *s = NULL;
@@ -354,7 +354,7 @@ static void test_sampler_nan(void) {
 static void test_session_memory(void) {
     /* 1024 layers, 2^20 positions: a full KV cache of 1024 * 2^20 * 16 * 4 * 2 = 128 GiB
      * from a 5 MB file (v1 has no RoPE tables to tie seq_len to the file size) */
-    sy_model spec = {SY_V1, 16, 1, 1024, 1, 1, 16, 1 << 20, 1, 0, 0, 0, NULL, 0, 9};
+    sy_model spec = {SY_V1, 16, 1, 1024, 1, 1, 16, 1 << 20, 1, 0, 0, 0, NULL, 0, 9, 0};
     sy_buf b = make_model(spec);
     ts_model *m = NULL;
     ts_session *s = NULL;
@@ -379,7 +379,7 @@ static void test_session_memory(void) {
     ts_model_free(m);
     free(b.p);
     /* the positions asked for, capped by seq_len; 0 = seq_len */
-    sy_model small = {SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5};
+    sy_model small = {SY_TSMF, 8, 12, 2, 2, 1, 16, 8, 1, 0, 0, 0, NULL, 0, 5, 0};
     b = make_model(small);
     CHECK(load(&b, NULL, &m, &err) == TS_OK);
     int asks[][2] = {{1, 1}, {5, 5}, {8, 8}, {9, 8}, {0, 8}, {-3, 8}, {INT_MAX, 8}};
