@@ -1238,31 +1238,36 @@ static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
     return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
 }
 
-/* The merge for the pair (l, r), or NULL. Terminates: a slot is always empty. */
+/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
+ * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
 static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
     size_t i = gpt2_slot_of(t, l, r);
-    for (;;) {
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
         const gpt2_merge *m = &t->merges[i];
         if (m->left == l && m->right == r) return m;
         if (m->left < 0) return NULL;
         i = (i + 1) & t->mask;
     }
+    return NULL;
 }
 
 /* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
- * BPE does when it collects merges into a map. */
-static void gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
+ * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
+ * its slots (only a file crafted to slow every lookup down does that). */
+static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
     size_t i = gpt2_slot_of(t, l, r);
     gpt2_merge *m;
-    for (;;) {
+    for (int probe = 0;; probe++) {
         m = &t->merges[i];
         if (m->left < 0 || (m->left == l && m->right == r)) break;
+        if (probe == TS_MAX_PROBE) return -1;
         i = (i + 1) & t->mask;
     }
     m->left = l;
     m->right = r;
     m->rank = rank;
     m->result = res;
+    return 0;
 }
 
 static void gpt2_free(gpt2_tokenizer *t) {
@@ -1277,12 +1282,18 @@ static int64_t gpt2_rd_i32(const unsigned char *p) {
     return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
 }
 
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *what, long at) {
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
-        if (at >= 0)
-            snprintf(err, errlen, "gpt2 tokenizer: %s %ld", what, at);
-        else
-            snprintf(err, errlen, "gpt2 tokenizer: %s", what);
+        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
+        va_list ap;
+        va_start(ap, fmt);
+        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
     }
     gpt2_free(t);
     return code;
@@ -1295,24 +1306,26 @@ static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t 
     for (b = 0; b < 256; b++) t->byte_id[b] = -1;
     for (i = 0; i < t->n_tokens; i++) {
         int64_t len;
-        if (size - *off < 4) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "truncated length of token", i);
+        if (size - *off < 4)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
         len = gpt2_rd_i32(sec + *off);
         *off += 4;
         if (len < 0 || (uint64_t)len > size - *off)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "length out of bounds for token", i);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
+                             (long long)len, size);
         t->tokens[i].bytes = sec + *off;
         t->tokens[i].len = (int32_t)len;
         *off += (size_t)len;
         if (len == 1) {
             b = sec[*off - 1];
             if (t->byte_id[b] >= 0)
-                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "duplicate one-byte token: token", i);
+                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
             t->byte_id[b] = i;
         }
     }
     for (b = 0; b < 256; b++)
         if (t->byte_id[b] < 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "missing one-byte token for byte value", b);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
     return 0;
 }
 
@@ -1324,14 +1337,14 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
     int i;
 
     if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge records do not exactly fill the rest of the section",
-                         -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
+                         t->n_merges, size - off);
     while (cap / 2 < (size_t)t->n_merges) {
         cap <<= 1;
         bits++;
     }
     t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
-    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory", -1);
+    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
     t->mask = cap - 1;
     t->shift = 64 - bits;
     for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
@@ -1340,7 +1353,8 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
         int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
         const gpt2_token *L, *R, *X;
         if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "id out of range in merge", i);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
+                             (long long)r, (long long)res, t->n_tokens - 1);
         L = &t->tokens[l];
         R = &t->tokens[r];
         X = &t->tokens[res];
@@ -1348,8 +1362,11 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
          * the BPE loops rely on (a position's id never repeats). */
         if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
             memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "result bytes != left bytes + right bytes in merge", i);
-        gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
+                             i, (long long)res, (long long)l, (long long)r);
+        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
+                             i, TS_MAX_PROBE);
     }
     return 0;
 }
@@ -1364,21 +1381,24 @@ static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t siz
 
     memset(t, 0, sizeof *t);
     if (err && errlen) err[0] = '\0';
-    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "section too small", -1);
+    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
     nt = gpt2_rd_i32(section);
     nm = gpt2_rd_i32(section + 4);
     if (nt != vocab_size)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token count differs from the model's vocab_size", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
+                         vocab_size);
     /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
      * by the size before anything is allocated. */
     if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "bad token count", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
+                         (long long)nt, size);
     if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "bad merge count", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
+                         (long long)nm, size);
     t->n_tokens = (int)nt;
     t->n_merges = (int)nm;
     t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
-    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory", -1);
+    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
     rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
     if (rc) return rc;
     return gpt2_load_merges(t, section, size, off, err, errlen);

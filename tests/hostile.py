@@ -71,6 +71,15 @@ def layout(data):
         words = [(o, 4, "i32") for o in range(4, 72, 4)] + [(72, 4, "f32"), (76, 4, "f32")]
         words += [(o, 4, "i32") for o in range(80, 96, 4)] + [(o, 8, "u64") for o in range(96, 128, 8)]
         words += [(256 + 4 * l, 4, "i32") for l in range(n_layers)]
+        kind, at = i32(data, 80), struct.unpack_from("<Q", data, 112)[0]
+        if kind == 1:  # SentencePiece: max_token_length, then token 0's score and length
+            words += [(at, 4, "i32"), (at + 4, 4, "f32"), (at + 8, 4, "i32")]
+        elif kind == 2:  # GPT-2: n_tokens, n_merges, token 0's length, the first merge
+            words += [(at, 4, "i32"), (at + 4, 4, "i32"), (at + 8, 4, "i32")]
+            pos = at + 8
+            for _ in range(i32(data, at)):
+                pos += 4 + i32(data, pos)
+            words += [(pos, 4, "i32"), (pos + 4, 4, "i32"), (pos + 8, 4, "i32")]
         return "TSMF", words
     if data[:4] == struct.pack("<I", 0x616B3432):  # "ak42"
         words = [(o, 4, "i32") for o in range(4, 36, 4)] + [(36, 1, "u8")]
@@ -97,14 +106,14 @@ def truncation_lengths(n, header):
 def mutations(data):
     """(label, bytes) for truncations, extensions, bit flips and absurd header values."""
     name, words = layout(data)
-    header = max(o + s for o, s, _ in words)
+    header = max(o + s for o, s, _ in words if o < 512)
     for n in truncation_lengths(len(data), header):
         yield f"truncated to {n}", data[:n]
     yield "plus 1 byte", data + b"\0"
     yield "plus 64 bytes", data + bytes(64)
     yield "plus its first 100 bytes", data + data[:100]
     # every weight one value: NaN, infinities, a denormal (the forward pass and the sampler cope)
-    start = header if name != "TSMF" else struct.unpack_from("<Q", data, 96)[0]
+    start = {"legacy": 28, "TSMF": struct.unpack_from("<Q", data, 96)[0]}.get(name, 256)
     end = len(data) if name != "TSMF" else start + struct.unpack_from("<Q", data, 104)[0]
     for v in (float("nan"), float("inf"), float("-inf"), 1e-40):
         word = struct.pack("<f", v)

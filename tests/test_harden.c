@@ -247,6 +247,79 @@ static void test_tokenizers(void) {
     free(carrier.p), free(crafted.p);
 }
 
+/* ---- 2b. GPT-2 sections embedded in TSMF (tokenizer_kind 2) ---- */
+
+static sy_buf gpt2_file(const sy_buf *section, int vocab) {
+    sy_model spec = {SY_TSMF, 4, 8, 1, 2, 1, vocab, 8, 1, 0, 0, 1, section->p, section->n, 12, 1};
+    return make_model(spec);
+}
+
+static void test_gpt2_sections(void) {
+    sy_buf section = {0};
+    sy_write_gpt2_tokenizer(&section);
+    sy_buf b = gpt2_file(&section, SY_GPT2_VOCAB);
+    ts_model *m = NULL;
+    ts_error err;
+    CHECK(load(&b, NULL, &m, &err) == TS_OK && m && m->tokenizer.kind == TS_TOK_GPT2);
+    ts_model_free(m);
+    size_t T = (size_t)ts_read_u64(b.p + 112); /* tokenizer_offset */
+    size_t merges = T + 8 + 256 * 5;                            /* after the byte tokens ... */
+    for (int i = 0; i < SY_GPT2_N_MERGES; i++) merges += 4 + strlen(sy_gpt2_merges[i][0]) + strlen(sy_gpt2_merges[i][1]);
+    merges += 4 + 13;                                           /* ... the merged ones and <|endoftext|> */
+    char vocab[48], outside[48], n_merges[80];
+    snprintf(vocab, sizeof vocab, "vocab_size = %d", SY_GPT2_VOCAB);
+    snprintf(outside, sizeof outside, "outside 0..%d", SY_GPT2_VOCAB - 1);
+    snprintf(n_merges, sizeof n_merges, "%d bytes of merge records", SY_GPT2_N_MERGES * 12);
+    struct { size_t at; int32_t value; const char *field, *shown; } bad[] = {
+        {T, SY_GPT2_VOCAB + 1, "n_tokens = ", vocab},
+        {T, -1, "n_tokens = -1", vocab},
+        {T + 4, -1, "n_merges = -1", "12 bytes each"},
+        {T + 4, 1 << 30, "n_merges = 1073741824", "12 bytes each"},
+        {T + 4, SY_GPT2_N_MERGES + 1, "n_merges = ", n_merges},
+        {T + 8, -1, "token 0", "length -1"},
+        {T + 8, INT_MAX, "token 0", "length 2147483647"},
+        {merges, 99999, "merge 0 (99999", outside},
+        {merges + 4, -7, "merge 0", "-7"},
+        {merges + 8, 257, "merge 0: token 257", "not token 116 followed by token 104"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sy_buf broken = gpt2_file(&section, SY_GPT2_VOCAB);
+        put_i32_at(&broken, bad[i].at, bad[i].value);
+        expect_refused("GPT-2 section", &broken, NULL, bad[i].field, bad[i].shown);
+        free(broken.p);
+    }
+    sy_buf dup = gpt2_file(&section, SY_GPT2_VOCAB);
+    dup.p[T + 8 + 5 + 4] = 0; /* token 1 (the byte 0x01) becomes a second 0x00 */
+    expect_refused("GPT-2 duplicate byte", &dup, NULL, "tokens 0 and 1", "byte 0x00");
+    free(dup.p), free(b.p), free(section.p);
+
+    /* merges crafted to fill one run of hash slots: refused, not a slow table */
+    enum { M = 300 };
+    gpt2_tokenizer probe = {0};
+    probe.shift = 64 - 10; /* 300 merges: 1024 slots */
+    sy_buf crafted = {0};
+    sy_i32(&crafted, 256 + M), sy_i32(&crafted, M);
+    for (int i = 0; i < 256; i++) {
+        unsigned char byte = (unsigned char)i;
+        sy_i32(&crafted, 1), sy_put(&crafted, &byte, 1);
+    }
+    int pairs[M][2], n = 0;
+    for (int l = 0; l < 256 && n < M; l++)
+        for (int r = 0; r < 256 && n < M; r++)
+            if (gpt2_slot_of(&probe, l, r) < 5) pairs[n][0] = l, pairs[n][1] = r, n++;
+    for (int i = 0; i < n; i++) {
+        unsigned char two[2] = {(unsigned char)pairs[i][0], (unsigned char)pairs[i][1]};
+        sy_i32(&crafted, 2), sy_put(&crafted, two, 2);
+    }
+    for (int i = 0; i < n; i++) sy_i32(&crafted, pairs[i][0]), sy_i32(&crafted, pairs[i][1]), sy_i32(&crafted, 256 + i);
+    CHECK_MSG(n == M, "found %d colliding pairs", n);
+    b = gpt2_file(&crafted, 256 + M);
+    clock_t t0 = clock();
+    expect_refused("GPT-2 colliding merges", &b, NULL, "share its hash slots", "merge");
+    CHECK_MSG(clock() - t0 < CLOCKS_PER_SEC, "refused fast: %.3f s", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    free(b.p), free(crafted.p);
+}
+
 /* ---- 3. broken weights still run: NaN everywhere, denormal Q8_0 scales ---- */
 
 static int count_pieces(void *user, int token, const char *piece, size_t len) {
@@ -464,6 +537,7 @@ static void test_full_context(void) {
 int main(void) {
     test_header_fields();
     test_tokenizers();
+    test_gpt2_sections();
     test_broken_weights();
     test_sampler_nan();
     test_session_memory();
