@@ -129,7 +129,7 @@ test-asan: asan $(addprefix fuzz/out/replay-asan-,$(FUZZ_TARGETS))
 	SHARED=$(SHARED) ./test_harden-asan
 	@for t in $(FUZZ_TARGETS); do printf "%-10s " $$t; ./fuzz/out/replay-asan-$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
 	SHARED=$(SHARED) $(PYTHON) tests/hostile.py ./run-asan
-	SHARED=$(SHARED) $(PYTHON) tests/runs.py ./run-asan
+	SHARED=$(SHARED) $(PYTHON) tests/runs.py --quick ./run-asan
 
 # End-to-end generations under valgrind: stories260K for 64 steps, and the synthetic GPT-Neo
 # file with its embedded tokenizer (seed corpus). No error, no leak.

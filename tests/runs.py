@@ -6,8 +6,9 @@
 - Determinism: the same seed gives the same bytes with OMP_NUM_THREADS = 1, 2 and 4
   (stories260K generation and logits; synthetic Q8_0 / BF16 / GPT-Neo files, logits).
 - Long runs: a generation to the last position of stories260K's context (512), 512 ids of
-  logits, perplexity over several contexts; a synthetic GPT-Neo file to its full context.
-  (GPT-Neo's 2048 positions: to add when a GPT-Neo model and tokenizer are in $SHARED.)
+  logits, perplexity over several contexts; a synthetic GPT-Neo file to its full context;
+  the TinyStories-1M-shaped GPT-Neo fixture (exported with export.py and the GPT-2
+  tokenizer) through all of its 2048 positions (not with --quick: minutes under sanitizers).
 - Memory: a file whose full KV cache would not fit this machine runs with -n 16 in little
   memory, and -n 0 (the full context) is refused with a message instead of swapping.
 Standard library only; cases that need $SHARED are reported SKIPPED when it is absent.
@@ -23,6 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.environ.get("SHARED", os.path.join(ROOT, "..", "shared")))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 STORIES = os.path.join(SHARED, "models", "stories260K.bin")
+NEO = os.path.join(SHARED, "fixtures", "hf", "gptneo-tinystories-1m-shape")
+GPT2_VOCAB = os.path.join(SHARED, "models", "gpt2-vocab.json")
+GPT2_MERGES = os.path.join(SHARED, "models", "gpt2-merges.txt")
 TOK512 = os.path.join(SHARED, "models", "tok512.bin")
 TEXT = os.path.join(SHARED, "data", "tinystories-valid-head.txt")
 
@@ -156,6 +160,27 @@ def test_long_runs(binary, tmp):
           f"perplexity over {m.group(1).decode() if m else '?'} tokens (3+ contexts): {out[:100]} {err[-200:]}")
 
 
+def test_gptneo_2048(binary, tmp):
+    """The TinyStories-1M-shaped GPT-Neo (local attention every other layer, window 256)
+    generates greedily through its whole context of 2048 positions."""
+    if not all(os.path.exists(p) for p in (NEO, GPT2_VOCAB, GPT2_MERGES)):
+        skips.append("GPT-Neo 2048 positions")
+        print(f"runs: SKIPPED GPT-Neo 2048 positions ({NEO} or the GPT-2 tokenizer not found)")
+        return
+    model = os.path.join(tmp, "neo.bin")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"), "model", NEO, model, "--tokenizer", GPT2_VOCAB,
+                        "--merges", GPT2_MERGES], capture_output=True)
+    if r.returncode != 0:
+        skips.append("GPT-Neo 2048 positions")
+        print(f"runs: SKIPPED GPT-Neo 2048 positions (export.py failed with {sys.executable}: "
+              f"{r.stderr.decode(errors='replace').strip().splitlines()[-1:]})")
+        return
+    rc, out, err = run(binary, [model, "-n", "0", "-t", "0", "-i", "Once upon a time"], threads=2)
+    prompt, generated = stats(err)
+    check(rc == 0 and prompt is not None and prompt + generated == 2049 and out.startswith(b"Once upon a time"),
+          f"GPT-Neo through all 2048 positions: rc {rc}, prompt {prompt}, generated {generated}: {err[-300:]}")
+
+
 def test_memory(binary, tmp):
     """A llama2.c v1 file (zero weights) whose full KV cache is at least twice this machine's
     memory: -n 16 runs small, -n 0 is refused before allocating."""
@@ -218,12 +243,17 @@ def test_memory(binary, tmp):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: runs.py ./run")
-    binary = os.path.abspath(sys.argv[1])
+    args = [a for a in sys.argv[1:] if a != "--quick"]
+    if len(args) != 1:
+        sys.exit("usage: runs.py [--quick] ./run")
+    binary = os.path.abspath(args[0])
     with tempfile.TemporaryDirectory() as tmp:
         test_determinism(binary, tmp)
         test_long_runs(binary, tmp)
+        if "--quick" in sys.argv:
+            print("runs: GPT-Neo 2048 positions left out (--quick); make test-runs runs it")
+        else:
+            test_gptneo_2048(binary, tmp)
         test_memory(binary, tmp)
     print(f"runs: {passes} passed, {len(failures)} failed" + (f", {len(skips)} skipped" if skips else ""))
     sys.exit(1 if failures else 0)
