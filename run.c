@@ -137,8 +137,8 @@ const char *ts_decode(const ts_model *m, int prev, int token, size_t *len);
 const char *ts_token_bytes(const ts_model *m, int token, size_t *len);
 
 /* Sessions: the mutable state of one text (KV cache, activations, random generator). One
- * session belongs to one thread at a time. max_positions bounds the KV cache: 1 .. the
- * model's seq_len, or 0 for seq_len. */
+ * session belongs to one thread at a time. max_positions bounds the KV cache; 0 (or more
+ * than the model's seq_len) = seq_len. A session beyond physical memory is refused. */
 int  ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err);
 void ts_session_free(ts_session *s);                 /* NULL is fine */
 int  ts_session_max_positions(const ts_session *s);
@@ -247,13 +247,18 @@ static void ts_aligned_free(void *p) {
  * Every size is checked against the file length before a pointer is formed.
  * ========================================================================== */
 
-/* A weight matrix (rows, cols): out[i] = sum_j W[i][j] * x[j]. */
+/* A weight matrix (rows, cols): out[i] = sum_j W[i][j] * x[j]. Q8_0 cuts each row into
+ * groups of group_size values (the last one shorter when group_size does not divide cols),
+ * each with its own scale: W[i][j] = data[i][j] * scale[i][j / group_size]. */
 typedef struct {
     int type;            /* TS_F32, TS_Q8_0, TS_BF16 */
     int rows, cols;
+    int group_size;      /* Q8_0 */
     const void *data;    /* (rows, cols) of float, int8_t or uint16_t */
-    const float *scale;  /* Q8_0: (rows * cols / group_size) */
+    const float *scale;  /* Q8_0: (rows, ts_groups(cols, group_size)) */
 } ts_matrix;
+
+static int ts_groups(int cols, int group_size) { return (cols + group_size - 1) / group_size; }
 
 typedef struct {
     const float *attn_norm, *attn_norm_bias;  /* (dim) */
@@ -304,6 +309,7 @@ typedef struct {
     size_t size, pos;
     ts_error *err;
     int failed;
+    const char *region;  /* what ends at `size`, for messages: "model file", "TSMF weights" */
 } ts_reader;
 
 static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t align, const char *what) {
@@ -311,8 +317,8 @@ static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t 
     size_t bytes, start = r->pos, end;
     if (align > 1) start = (start + align - 1) / align * align;
     if (start < r->pos || !ts_mul(count, elem_size, &bytes) || !ts_add(start, bytes, &end) || end > r->size) {
-        ts_fail(r->err, TS_E_FORMAT, "model file is truncated: tensor %s needs %zu x %zu bytes at offset %zu, file has %zu",
-                what, count, elem_size, start, r->size);
+        ts_fail(r->err, TS_E_FORMAT, "%s is truncated: tensor %s needs %zu x %zu bytes at offset %zu, but it ends at %zu",
+                r->region, what, count, elem_size, start, r->size);
         r->failed = 1;
         return NULL;
     }
@@ -332,13 +338,14 @@ static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const 
 
 /* A matrix of the given type: values, then (Q8_0) its group scales. */
 static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
-    ts_matrix m = {type, rows, cols, NULL, NULL};
-    size_t n = (size_t)rows * (size_t)cols;
+    ts_matrix m = {type, rows, cols, group_size, NULL, NULL};
+    size_t n;
+    if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
     if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
     else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
     else {
         m.data = ts_take(r, n, 1, align, what);
-        m.scale = ts_take_f32(r, n / (size_t)group_size, align, what);
+        m.scale = ts_take_f32(r, (size_t)rows * (size_t)ts_groups(cols, group_size), align, what);
     }
     return m;
 }
@@ -385,13 +392,8 @@ static int ts_check_config(const ts_config *c, ts_error *err) {
         return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads x head_dim = %d x %d is too large", c->n_heads, c->head_dim);
     if (c->pos_kind == TS_POS_ROPE && c->head_dim % 2 != 0)
         return ts_fail(err, TS_E_FORMAT, "bad model header: head_dim = %d must be even for rotary positions", c->head_dim);
-    if (c->weight_type == TS_Q8_0) {
-        int q_dim = c->n_heads * c->head_dim;
-        if (c->group_size < 1 || c->group_size > 4096 || c->dim % c->group_size || c->hidden_dim % c->group_size ||
-            q_dim % c->group_size)
-            return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d must divide dim %d, hidden_dim %d and n_heads*head_dim %d",
-                           c->group_size, c->dim, c->hidden_dim, q_dim);
-    }
+    if (c->weight_type == TS_Q8_0 && (c->group_size < 1 || c->group_size > 4096))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d (must be 1..4096)", c->group_size);
     if (!(c->norm_eps >= 0.0f && c->norm_eps < 1.0f))
         return ts_fail(err, TS_E_FORMAT, "bad model header: norm_eps = %g", (double)c->norm_eps);
     if (c->pos_kind == TS_POS_ROPE && !(c->rope_theta > 0.0f && c->rope_theta < 1e12f))
@@ -456,7 +458,7 @@ static int ts_load_llama2c(ts_model *m, ts_reader *r, int version, int shared) {
     }
     if (version == 0) {
         m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
-        ts_take_f32(r, (size_t)c->seq_len * c->head_dim, 1, "rope tables"); /* unused freq_cis */
+        ts_take(r, (size_t)c->seq_len, (size_t)c->head_dim * 4, 1, "rope tables"); /* unused freq_cis */
     }
     m->classifier = shared ? m->tok_embedding : ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "classifier");
     if (r->failed) return r->err ? r->err->code : TS_E_FORMAT;
@@ -514,23 +516,25 @@ static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *t
     const unsigned char *windows = (const unsigned char *)ts_take(r, (size_t)c->n_layers, 4, 1, "layer_window");
     if (!windows) return TS_E_FORMAT;
     if (weights_offset % 64 || weights_offset < r->pos || weights_offset > r->size || weights_size > r->size - weights_offset)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights at offset %llu size %llu do not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_offset = %llu, weights_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the layer windows)",
                        (unsigned long long)weights_offset, (unsigned long long)weights_size, r->size);
     if (*tok_kind != TS_TOK_NONE &&
         (tokenizer_offset % 64 || tokenizer_offset < weights_offset + weights_size || tokenizer_offset > r->size ||
          tokenizer_size > r->size - tokenizer_offset))
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer at offset %llu size %llu does not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer_offset = %llu, tokenizer_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the weights)",
                        (unsigned long long)tokenizer_offset, (unsigned long long)tokenizer_size, r->size);
     *tok_offset = (size_t)tokenizer_offset;
     *tok_size = (size_t)tokenizer_size;
 
     /* tensors: the weights region only */
-    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0};
+    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0,
+                   "TSMF weights region (weights_offset + weights_size)"};
     int type = c->weight_type, gs = c->group_size, dim = c->dim, hid = c->hidden_dim;
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     int layer_norm = c->norm_kind == TS_NORM_LAYER;
     m->tok_embedding = ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "tok_embedding");
-    if (c->pos_kind == TS_POS_LEARNED) m->pos_embedding = ts_take_f32(&w, (size_t)c->seq_len * dim, 64, "pos_embedding");
+    if (c->pos_kind == TS_POS_LEARNED) /* (seq_len) rows of dim floats */
+        m->pos_embedding = (const float *)ts_take(&w, (size_t)c->seq_len, (size_t)dim * 4, 64, "pos_embedding");
     for (int l = 0; l < c->n_layers; l++) {
         ts_layer *ly = &m->layers[l];
         ly->window = ts_read_i32(windows + 4 * (size_t)l);
@@ -572,7 +576,7 @@ static void ts_tokenizer_free(ts_tokenizer *t);
 /* Recognises the layout from the first bytes and fills in the model. */
 static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts_error *err) {
     ts_config *c = &m->config;
-    ts_reader r = {m->file, m->file_size, 0, err, 0};
+    ts_reader r = {m->file, m->file_size, 0, err, 0, "model file"};
     size_t embedded_offset = 0, embedded_size = 0;
     int embedded_kind = TS_TOK_NONE, rc;
     memset(c, 0, sizeof *c);
@@ -600,9 +604,12 @@ static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts
             if (rc) return rc;
             shared = m->file[36];
             if (shared > 1) return ts_fail(err, TS_E_FORMAT, "bad model header: shared_classifier = %d", shared);
-            if (version == 2) {
+            if (version == 2) { /* llama2.c groups run over whole tensors: rows must hold whole groups */
                 c->weight_type = TS_Q8_0;
                 c->group_size = ts_read_i32(m->file + 37);
+                if (c->group_size < 1 || c->dim % c->group_size || c->hidden_dim % c->group_size)
+                    return ts_fail(err, TS_E_FORMAT, "bad model header: group_size = %d must divide dim %d and hidden_dim %d",
+                                   c->group_size, c->dim, c->hidden_dim);
             }
             header = 256;
             snprintf(m->source, sizeof m->source, "llama2.c v%d", version);
@@ -632,6 +639,10 @@ static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts
 /* Reads a whole file: mmap where we can (read-only, shared between processes). */
 static int ts_map_file(const char *path, const unsigned char **data, size_t *size, int *mapped, void **owned, ts_error *err) {
     *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
+#ifdef TS_HAVE_MMAP
+    struct stat st; /* a FIFO would block, a device has no size: only plain files */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return ts_fail(err, TS_E_IO, "%s is not a regular file", path);
+#endif
     FILE *f = fopen(path, "rb");
     if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) {
@@ -704,15 +715,22 @@ static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb
     return h;
 }
 
+/* Every piece sits at most this many slots after its hash's slot: checked as the table is
+ * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
+ * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
+ * lookup walk a long run. */
+#define TS_MAX_PROBE 256
+
 /* The id of the token whose bytes are a followed by b, or -1. */
 static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
     size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
-    for (;; i = (i + 1) & t->hash_mask) {
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
         int id = t->hash[i];
         if (id < 0) return -1;
         if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
             return id;
     }
+    return -1;
 }
 
 /* Builds the hash from pieces; the first of duplicate pieces wins. */
@@ -726,7 +744,10 @@ static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
     for (int id = 0; id < t->vocab_size; id++) {
         if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
         size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
-        while (t->hash[i] >= 0) i = (i + 1) & t->hash_mask;
+        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
+            if (probe == TS_MAX_PROBE)
+                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
+                               id, TS_MAX_PROBE);
         t->hash[i] = id;
     }
     return TS_OK;
@@ -741,12 +762,15 @@ static int ts_hexval(char ch) {
 
 static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
     int n = t->vocab_size;
+    /* every token takes at least 8 bytes: refuse a short file before allocating for it */
+    if (size < 4 || (size - 4) / 8 < (size_t)n)
+        return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: %zu bytes cannot hold the model's %d tokens",
+                       size, n);
     t->piece = (const char **)calloc((size_t)n, sizeof(char *));
     t->piece_len = (int *)calloc((size_t)n, sizeof(int));
     t->score = (float *)calloc((size_t)n, sizeof(float));
     t->byte_value = (short *)calloc((size_t)n, sizeof(short));
     if (!t->piece || !t->piece_len || !t->score || !t->byte_value) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    if (size < 4) return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated: %zu bytes", size);
     size_t pos = 4; /* skip max_token_length: lengths are checked one by one instead */
     for (int id = 0; id < n; id++) {
         if (size - pos < 8)
@@ -754,7 +778,7 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
         float score = ts_read_f32(data + pos);
         int32_t len = ts_read_i32(data + pos + 4);
         pos += 8;
-        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score", id);
+        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score (%g)", id, (double)score);
         if (len < 0 || (size_t)len > size - pos)
             return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has length %d, past the end of the tokenizer (%zu bytes)", id, (int)len, size);
         t->piece[id] = (const char *)data + pos;
@@ -870,18 +894,773 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
     return n;
 }
 
-/* ---- GPT-2 byte-level BPE ---------------------------------------------------------- */
-/* (filled in below by the GPT-2 sub-section; see ts_gpt2_*) */
-struct gpt2_tokenizer { int unused; };
+/* ---- GPT-2 byte-level BPE ----------------------------------------------------------
+ * The TinyStories paper's models use GPT-2's tokenizer (Radford et al. 2019): text is split
+ * into pre-tokens by a regular expression (contractions, letters, numbers, other symbols,
+ * white space; letters and numbers in the full Unicode sense), and each pre-token's bytes
+ * are merged pairwise by rank, lowest first. It matches Hugging Face `tokenizers`. */
+
+typedef struct { uint32_t first, last; } gpt2_range;
+
+/* BEGIN generated tables: output of
+ *   python3 tools/gen_unicode_tables.py DerivedGeneralCategory.txt   (Unicode 16.0 UCD)
+ * Unicode 16.0 = what Hugging Face tokenizers 0.23 (Oniguruma) uses. */
+/* Generated by gen_unicode_tables.py from
+ * DerivedGeneralCategory-16.0.0-LN.txt. Do not edit by hand. */
+/* \p{L}: Lu Ll Lt Lm Lo: 677 ranges */
+static const gpt2_range gpt2_letter_ranges[677] = {
+    {0x41,0x5A}, {0x61,0x7A}, {0xAA,0xAA}, {0xB5,0xB5}, {0xBA,0xBA},
+    {0xC0,0xD6}, {0xD8,0xF6}, {0xF8,0x2C1}, {0x2C6,0x2D1}, {0x2E0,0x2E4},
+    {0x2EC,0x2EC}, {0x2EE,0x2EE}, {0x370,0x374}, {0x376,0x377}, {0x37A,0x37D},
+    {0x37F,0x37F}, {0x386,0x386}, {0x388,0x38A}, {0x38C,0x38C}, {0x38E,0x3A1},
+    {0x3A3,0x3F5}, {0x3F7,0x481}, {0x48A,0x52F}, {0x531,0x556}, {0x559,0x559},
+    {0x560,0x588}, {0x5D0,0x5EA}, {0x5EF,0x5F2}, {0x620,0x64A}, {0x66E,0x66F},
+    {0x671,0x6D3}, {0x6D5,0x6D5}, {0x6E5,0x6E6}, {0x6EE,0x6EF}, {0x6FA,0x6FC},
+    {0x6FF,0x6FF}, {0x710,0x710}, {0x712,0x72F}, {0x74D,0x7A5}, {0x7B1,0x7B1},
+    {0x7CA,0x7EA}, {0x7F4,0x7F5}, {0x7FA,0x7FA}, {0x800,0x815}, {0x81A,0x81A},
+    {0x824,0x824}, {0x828,0x828}, {0x840,0x858}, {0x860,0x86A}, {0x870,0x887},
+    {0x889,0x88E}, {0x8A0,0x8C9}, {0x904,0x939}, {0x93D,0x93D}, {0x950,0x950},
+    {0x958,0x961}, {0x971,0x980}, {0x985,0x98C}, {0x98F,0x990}, {0x993,0x9A8},
+    {0x9AA,0x9B0}, {0x9B2,0x9B2}, {0x9B6,0x9B9}, {0x9BD,0x9BD}, {0x9CE,0x9CE},
+    {0x9DC,0x9DD}, {0x9DF,0x9E1}, {0x9F0,0x9F1}, {0x9FC,0x9FC}, {0xA05,0xA0A},
+    {0xA0F,0xA10}, {0xA13,0xA28}, {0xA2A,0xA30}, {0xA32,0xA33}, {0xA35,0xA36},
+    {0xA38,0xA39}, {0xA59,0xA5C}, {0xA5E,0xA5E}, {0xA72,0xA74}, {0xA85,0xA8D},
+    {0xA8F,0xA91}, {0xA93,0xAA8}, {0xAAA,0xAB0}, {0xAB2,0xAB3}, {0xAB5,0xAB9},
+    {0xABD,0xABD}, {0xAD0,0xAD0}, {0xAE0,0xAE1}, {0xAF9,0xAF9}, {0xB05,0xB0C},
+    {0xB0F,0xB10}, {0xB13,0xB28}, {0xB2A,0xB30}, {0xB32,0xB33}, {0xB35,0xB39},
+    {0xB3D,0xB3D}, {0xB5C,0xB5D}, {0xB5F,0xB61}, {0xB71,0xB71}, {0xB83,0xB83},
+    {0xB85,0xB8A}, {0xB8E,0xB90}, {0xB92,0xB95}, {0xB99,0xB9A}, {0xB9C,0xB9C},
+    {0xB9E,0xB9F}, {0xBA3,0xBA4}, {0xBA8,0xBAA}, {0xBAE,0xBB9}, {0xBD0,0xBD0},
+    {0xC05,0xC0C}, {0xC0E,0xC10}, {0xC12,0xC28}, {0xC2A,0xC39}, {0xC3D,0xC3D},
+    {0xC58,0xC5A}, {0xC5D,0xC5D}, {0xC60,0xC61}, {0xC80,0xC80}, {0xC85,0xC8C},
+    {0xC8E,0xC90}, {0xC92,0xCA8}, {0xCAA,0xCB3}, {0xCB5,0xCB9}, {0xCBD,0xCBD},
+    {0xCDD,0xCDE}, {0xCE0,0xCE1}, {0xCF1,0xCF2}, {0xD04,0xD0C}, {0xD0E,0xD10},
+    {0xD12,0xD3A}, {0xD3D,0xD3D}, {0xD4E,0xD4E}, {0xD54,0xD56}, {0xD5F,0xD61},
+    {0xD7A,0xD7F}, {0xD85,0xD96}, {0xD9A,0xDB1}, {0xDB3,0xDBB}, {0xDBD,0xDBD},
+    {0xDC0,0xDC6}, {0xE01,0xE30}, {0xE32,0xE33}, {0xE40,0xE46}, {0xE81,0xE82},
+    {0xE84,0xE84}, {0xE86,0xE8A}, {0xE8C,0xEA3}, {0xEA5,0xEA5}, {0xEA7,0xEB0},
+    {0xEB2,0xEB3}, {0xEBD,0xEBD}, {0xEC0,0xEC4}, {0xEC6,0xEC6}, {0xEDC,0xEDF},
+    {0xF00,0xF00}, {0xF40,0xF47}, {0xF49,0xF6C}, {0xF88,0xF8C},
+    {0x1000,0x102A}, {0x103F,0x103F}, {0x1050,0x1055}, {0x105A,0x105D},
+    {0x1061,0x1061}, {0x1065,0x1066}, {0x106E,0x1070}, {0x1075,0x1081},
+    {0x108E,0x108E}, {0x10A0,0x10C5}, {0x10C7,0x10C7}, {0x10CD,0x10CD},
+    {0x10D0,0x10FA}, {0x10FC,0x1248}, {0x124A,0x124D}, {0x1250,0x1256},
+    {0x1258,0x1258}, {0x125A,0x125D}, {0x1260,0x1288}, {0x128A,0x128D},
+    {0x1290,0x12B0}, {0x12B2,0x12B5}, {0x12B8,0x12BE}, {0x12C0,0x12C0},
+    {0x12C2,0x12C5}, {0x12C8,0x12D6}, {0x12D8,0x1310}, {0x1312,0x1315},
+    {0x1318,0x135A}, {0x1380,0x138F}, {0x13A0,0x13F5}, {0x13F8,0x13FD},
+    {0x1401,0x166C}, {0x166F,0x167F}, {0x1681,0x169A}, {0x16A0,0x16EA},
+    {0x16F1,0x16F8}, {0x1700,0x1711}, {0x171F,0x1731}, {0x1740,0x1751},
+    {0x1760,0x176C}, {0x176E,0x1770}, {0x1780,0x17B3}, {0x17D7,0x17D7},
+    {0x17DC,0x17DC}, {0x1820,0x1878}, {0x1880,0x1884}, {0x1887,0x18A8},
+    {0x18AA,0x18AA}, {0x18B0,0x18F5}, {0x1900,0x191E}, {0x1950,0x196D},
+    {0x1970,0x1974}, {0x1980,0x19AB}, {0x19B0,0x19C9}, {0x1A00,0x1A16},
+    {0x1A20,0x1A54}, {0x1AA7,0x1AA7}, {0x1B05,0x1B33}, {0x1B45,0x1B4C},
+    {0x1B83,0x1BA0}, {0x1BAE,0x1BAF}, {0x1BBA,0x1BE5}, {0x1C00,0x1C23},
+    {0x1C4D,0x1C4F}, {0x1C5A,0x1C7D}, {0x1C80,0x1C8A}, {0x1C90,0x1CBA},
+    {0x1CBD,0x1CBF}, {0x1CE9,0x1CEC}, {0x1CEE,0x1CF3}, {0x1CF5,0x1CF6},
+    {0x1CFA,0x1CFA}, {0x1D00,0x1DBF}, {0x1E00,0x1F15}, {0x1F18,0x1F1D},
+    {0x1F20,0x1F45}, {0x1F48,0x1F4D}, {0x1F50,0x1F57}, {0x1F59,0x1F59},
+    {0x1F5B,0x1F5B}, {0x1F5D,0x1F5D}, {0x1F5F,0x1F7D}, {0x1F80,0x1FB4},
+    {0x1FB6,0x1FBC}, {0x1FBE,0x1FBE}, {0x1FC2,0x1FC4}, {0x1FC6,0x1FCC},
+    {0x1FD0,0x1FD3}, {0x1FD6,0x1FDB}, {0x1FE0,0x1FEC}, {0x1FF2,0x1FF4},
+    {0x1FF6,0x1FFC}, {0x2071,0x2071}, {0x207F,0x207F}, {0x2090,0x209C},
+    {0x2102,0x2102}, {0x2107,0x2107}, {0x210A,0x2113}, {0x2115,0x2115},
+    {0x2119,0x211D}, {0x2124,0x2124}, {0x2126,0x2126}, {0x2128,0x2128},
+    {0x212A,0x212D}, {0x212F,0x2139}, {0x213C,0x213F}, {0x2145,0x2149},
+    {0x214E,0x214E}, {0x2183,0x2184}, {0x2C00,0x2CE4}, {0x2CEB,0x2CEE},
+    {0x2CF2,0x2CF3}, {0x2D00,0x2D25}, {0x2D27,0x2D27}, {0x2D2D,0x2D2D},
+    {0x2D30,0x2D67}, {0x2D6F,0x2D6F}, {0x2D80,0x2D96}, {0x2DA0,0x2DA6},
+    {0x2DA8,0x2DAE}, {0x2DB0,0x2DB6}, {0x2DB8,0x2DBE}, {0x2DC0,0x2DC6},
+    {0x2DC8,0x2DCE}, {0x2DD0,0x2DD6}, {0x2DD8,0x2DDE}, {0x2E2F,0x2E2F},
+    {0x3005,0x3006}, {0x3031,0x3035}, {0x303B,0x303C}, {0x3041,0x3096},
+    {0x309D,0x309F}, {0x30A1,0x30FA}, {0x30FC,0x30FF}, {0x3105,0x312F},
+    {0x3131,0x318E}, {0x31A0,0x31BF}, {0x31F0,0x31FF}, {0x3400,0x4DBF},
+    {0x4E00,0xA48C}, {0xA4D0,0xA4FD}, {0xA500,0xA60C}, {0xA610,0xA61F},
+    {0xA62A,0xA62B}, {0xA640,0xA66E}, {0xA67F,0xA69D}, {0xA6A0,0xA6E5},
+    {0xA717,0xA71F}, {0xA722,0xA788}, {0xA78B,0xA7CD}, {0xA7D0,0xA7D1},
+    {0xA7D3,0xA7D3}, {0xA7D5,0xA7DC}, {0xA7F2,0xA801}, {0xA803,0xA805},
+    {0xA807,0xA80A}, {0xA80C,0xA822}, {0xA840,0xA873}, {0xA882,0xA8B3},
+    {0xA8F2,0xA8F7}, {0xA8FB,0xA8FB}, {0xA8FD,0xA8FE}, {0xA90A,0xA925},
+    {0xA930,0xA946}, {0xA960,0xA97C}, {0xA984,0xA9B2}, {0xA9CF,0xA9CF},
+    {0xA9E0,0xA9E4}, {0xA9E6,0xA9EF}, {0xA9FA,0xA9FE}, {0xAA00,0xAA28},
+    {0xAA40,0xAA42}, {0xAA44,0xAA4B}, {0xAA60,0xAA76}, {0xAA7A,0xAA7A},
+    {0xAA7E,0xAAAF}, {0xAAB1,0xAAB1}, {0xAAB5,0xAAB6}, {0xAAB9,0xAABD},
+    {0xAAC0,0xAAC0}, {0xAAC2,0xAAC2}, {0xAADB,0xAADD}, {0xAAE0,0xAAEA},
+    {0xAAF2,0xAAF4}, {0xAB01,0xAB06}, {0xAB09,0xAB0E}, {0xAB11,0xAB16},
+    {0xAB20,0xAB26}, {0xAB28,0xAB2E}, {0xAB30,0xAB5A}, {0xAB5C,0xAB69},
+    {0xAB70,0xABE2}, {0xAC00,0xD7A3}, {0xD7B0,0xD7C6}, {0xD7CB,0xD7FB},
+    {0xF900,0xFA6D}, {0xFA70,0xFAD9}, {0xFB00,0xFB06}, {0xFB13,0xFB17},
+    {0xFB1D,0xFB1D}, {0xFB1F,0xFB28}, {0xFB2A,0xFB36}, {0xFB38,0xFB3C},
+    {0xFB3E,0xFB3E}, {0xFB40,0xFB41}, {0xFB43,0xFB44}, {0xFB46,0xFBB1},
+    {0xFBD3,0xFD3D}, {0xFD50,0xFD8F}, {0xFD92,0xFDC7}, {0xFDF0,0xFDFB},
+    {0xFE70,0xFE74}, {0xFE76,0xFEFC}, {0xFF21,0xFF3A}, {0xFF41,0xFF5A},
+    {0xFF66,0xFFBE}, {0xFFC2,0xFFC7}, {0xFFCA,0xFFCF}, {0xFFD2,0xFFD7},
+    {0xFFDA,0xFFDC}, {0x10000,0x1000B}, {0x1000D,0x10026}, {0x10028,0x1003A},
+    {0x1003C,0x1003D}, {0x1003F,0x1004D}, {0x10050,0x1005D}, {0x10080,0x100FA},
+    {0x10280,0x1029C}, {0x102A0,0x102D0}, {0x10300,0x1031F}, {0x1032D,0x10340},
+    {0x10342,0x10349}, {0x10350,0x10375}, {0x10380,0x1039D}, {0x103A0,0x103C3},
+    {0x103C8,0x103CF}, {0x10400,0x1049D}, {0x104B0,0x104D3}, {0x104D8,0x104FB},
+    {0x10500,0x10527}, {0x10530,0x10563}, {0x10570,0x1057A}, {0x1057C,0x1058A},
+    {0x1058C,0x10592}, {0x10594,0x10595}, {0x10597,0x105A1}, {0x105A3,0x105B1},
+    {0x105B3,0x105B9}, {0x105BB,0x105BC}, {0x105C0,0x105F3}, {0x10600,0x10736},
+    {0x10740,0x10755}, {0x10760,0x10767}, {0x10780,0x10785}, {0x10787,0x107B0},
+    {0x107B2,0x107BA}, {0x10800,0x10805}, {0x10808,0x10808}, {0x1080A,0x10835},
+    {0x10837,0x10838}, {0x1083C,0x1083C}, {0x1083F,0x10855}, {0x10860,0x10876},
+    {0x10880,0x1089E}, {0x108E0,0x108F2}, {0x108F4,0x108F5}, {0x10900,0x10915},
+    {0x10920,0x10939}, {0x10980,0x109B7}, {0x109BE,0x109BF}, {0x10A00,0x10A00},
+    {0x10A10,0x10A13}, {0x10A15,0x10A17}, {0x10A19,0x10A35}, {0x10A60,0x10A7C},
+    {0x10A80,0x10A9C}, {0x10AC0,0x10AC7}, {0x10AC9,0x10AE4}, {0x10B00,0x10B35},
+    {0x10B40,0x10B55}, {0x10B60,0x10B72}, {0x10B80,0x10B91}, {0x10C00,0x10C48},
+    {0x10C80,0x10CB2}, {0x10CC0,0x10CF2}, {0x10D00,0x10D23}, {0x10D4A,0x10D65},
+    {0x10D6F,0x10D85}, {0x10E80,0x10EA9}, {0x10EB0,0x10EB1}, {0x10EC2,0x10EC4},
+    {0x10F00,0x10F1C}, {0x10F27,0x10F27}, {0x10F30,0x10F45}, {0x10F70,0x10F81},
+    {0x10FB0,0x10FC4}, {0x10FE0,0x10FF6}, {0x11003,0x11037}, {0x11071,0x11072},
+    {0x11075,0x11075}, {0x11083,0x110AF}, {0x110D0,0x110E8}, {0x11103,0x11126},
+    {0x11144,0x11144}, {0x11147,0x11147}, {0x11150,0x11172}, {0x11176,0x11176},
+    {0x11183,0x111B2}, {0x111C1,0x111C4}, {0x111DA,0x111DA}, {0x111DC,0x111DC},
+    {0x11200,0x11211}, {0x11213,0x1122B}, {0x1123F,0x11240}, {0x11280,0x11286},
+    {0x11288,0x11288}, {0x1128A,0x1128D}, {0x1128F,0x1129D}, {0x1129F,0x112A8},
+    {0x112B0,0x112DE}, {0x11305,0x1130C}, {0x1130F,0x11310}, {0x11313,0x11328},
+    {0x1132A,0x11330}, {0x11332,0x11333}, {0x11335,0x11339}, {0x1133D,0x1133D},
+    {0x11350,0x11350}, {0x1135D,0x11361}, {0x11380,0x11389}, {0x1138B,0x1138B},
+    {0x1138E,0x1138E}, {0x11390,0x113B5}, {0x113B7,0x113B7}, {0x113D1,0x113D1},
+    {0x113D3,0x113D3}, {0x11400,0x11434}, {0x11447,0x1144A}, {0x1145F,0x11461},
+    {0x11480,0x114AF}, {0x114C4,0x114C5}, {0x114C7,0x114C7}, {0x11580,0x115AE},
+    {0x115D8,0x115DB}, {0x11600,0x1162F}, {0x11644,0x11644}, {0x11680,0x116AA},
+    {0x116B8,0x116B8}, {0x11700,0x1171A}, {0x11740,0x11746}, {0x11800,0x1182B},
+    {0x118A0,0x118DF}, {0x118FF,0x11906}, {0x11909,0x11909}, {0x1190C,0x11913},
+    {0x11915,0x11916}, {0x11918,0x1192F}, {0x1193F,0x1193F}, {0x11941,0x11941},
+    {0x119A0,0x119A7}, {0x119AA,0x119D0}, {0x119E1,0x119E1}, {0x119E3,0x119E3},
+    {0x11A00,0x11A00}, {0x11A0B,0x11A32}, {0x11A3A,0x11A3A}, {0x11A50,0x11A50},
+    {0x11A5C,0x11A89}, {0x11A9D,0x11A9D}, {0x11AB0,0x11AF8}, {0x11BC0,0x11BE0},
+    {0x11C00,0x11C08}, {0x11C0A,0x11C2E}, {0x11C40,0x11C40}, {0x11C72,0x11C8F},
+    {0x11D00,0x11D06}, {0x11D08,0x11D09}, {0x11D0B,0x11D30}, {0x11D46,0x11D46},
+    {0x11D60,0x11D65}, {0x11D67,0x11D68}, {0x11D6A,0x11D89}, {0x11D98,0x11D98},
+    {0x11EE0,0x11EF2}, {0x11F02,0x11F02}, {0x11F04,0x11F10}, {0x11F12,0x11F33},
+    {0x11FB0,0x11FB0}, {0x12000,0x12399}, {0x12480,0x12543}, {0x12F90,0x12FF0},
+    {0x13000,0x1342F}, {0x13441,0x13446}, {0x13460,0x143FA}, {0x14400,0x14646},
+    {0x16100,0x1611D}, {0x16800,0x16A38}, {0x16A40,0x16A5E}, {0x16A70,0x16ABE},
+    {0x16AD0,0x16AED}, {0x16B00,0x16B2F}, {0x16B40,0x16B43}, {0x16B63,0x16B77},
+    {0x16B7D,0x16B8F}, {0x16D40,0x16D6C}, {0x16E40,0x16E7F}, {0x16F00,0x16F4A},
+    {0x16F50,0x16F50}, {0x16F93,0x16F9F}, {0x16FE0,0x16FE1}, {0x16FE3,0x16FE3},
+    {0x17000,0x187F7}, {0x18800,0x18CD5}, {0x18CFF,0x18D08}, {0x1AFF0,0x1AFF3},
+    {0x1AFF5,0x1AFFB}, {0x1AFFD,0x1AFFE}, {0x1B000,0x1B122}, {0x1B132,0x1B132},
+    {0x1B150,0x1B152}, {0x1B155,0x1B155}, {0x1B164,0x1B167}, {0x1B170,0x1B2FB},
+    {0x1BC00,0x1BC6A}, {0x1BC70,0x1BC7C}, {0x1BC80,0x1BC88}, {0x1BC90,0x1BC99},
+    {0x1D400,0x1D454}, {0x1D456,0x1D49C}, {0x1D49E,0x1D49F}, {0x1D4A2,0x1D4A2},
+    {0x1D4A5,0x1D4A6}, {0x1D4A9,0x1D4AC}, {0x1D4AE,0x1D4B9}, {0x1D4BB,0x1D4BB},
+    {0x1D4BD,0x1D4C3}, {0x1D4C5,0x1D505}, {0x1D507,0x1D50A}, {0x1D50D,0x1D514},
+    {0x1D516,0x1D51C}, {0x1D51E,0x1D539}, {0x1D53B,0x1D53E}, {0x1D540,0x1D544},
+    {0x1D546,0x1D546}, {0x1D54A,0x1D550}, {0x1D552,0x1D6A5}, {0x1D6A8,0x1D6C0},
+    {0x1D6C2,0x1D6DA}, {0x1D6DC,0x1D6FA}, {0x1D6FC,0x1D714}, {0x1D716,0x1D734},
+    {0x1D736,0x1D74E}, {0x1D750,0x1D76E}, {0x1D770,0x1D788}, {0x1D78A,0x1D7A8},
+    {0x1D7AA,0x1D7C2}, {0x1D7C4,0x1D7CB}, {0x1DF00,0x1DF1E}, {0x1DF25,0x1DF2A},
+    {0x1E030,0x1E06D}, {0x1E100,0x1E12C}, {0x1E137,0x1E13D}, {0x1E14E,0x1E14E},
+    {0x1E290,0x1E2AD}, {0x1E2C0,0x1E2EB}, {0x1E4D0,0x1E4EB}, {0x1E5D0,0x1E5ED},
+    {0x1E5F0,0x1E5F0}, {0x1E7E0,0x1E7E6}, {0x1E7E8,0x1E7EB}, {0x1E7ED,0x1E7EE},
+    {0x1E7F0,0x1E7FE}, {0x1E800,0x1E8C4}, {0x1E900,0x1E943}, {0x1E94B,0x1E94B},
+    {0x1EE00,0x1EE03}, {0x1EE05,0x1EE1F}, {0x1EE21,0x1EE22}, {0x1EE24,0x1EE24},
+    {0x1EE27,0x1EE27}, {0x1EE29,0x1EE32}, {0x1EE34,0x1EE37}, {0x1EE39,0x1EE39},
+    {0x1EE3B,0x1EE3B}, {0x1EE42,0x1EE42}, {0x1EE47,0x1EE47}, {0x1EE49,0x1EE49},
+    {0x1EE4B,0x1EE4B}, {0x1EE4D,0x1EE4F}, {0x1EE51,0x1EE52}, {0x1EE54,0x1EE54},
+    {0x1EE57,0x1EE57}, {0x1EE59,0x1EE59}, {0x1EE5B,0x1EE5B}, {0x1EE5D,0x1EE5D},
+    {0x1EE5F,0x1EE5F}, {0x1EE61,0x1EE62}, {0x1EE64,0x1EE64}, {0x1EE67,0x1EE6A},
+    {0x1EE6C,0x1EE72}, {0x1EE74,0x1EE77}, {0x1EE79,0x1EE7C}, {0x1EE7E,0x1EE7E},
+    {0x1EE80,0x1EE89}, {0x1EE8B,0x1EE9B}, {0x1EEA1,0x1EEA3}, {0x1EEA5,0x1EEA9},
+    {0x1EEAB,0x1EEBB}, {0x20000,0x2A6DF}, {0x2A700,0x2B739}, {0x2B740,0x2B81D},
+    {0x2B820,0x2CEA1}, {0x2CEB0,0x2EBE0}, {0x2EBF0,0x2EE5D}, {0x2F800,0x2FA1D},
+    {0x30000,0x3134A}, {0x31350,0x323AF},
+};
+/* \p{N}: Nd Nl No: 144 ranges */
+static const gpt2_range gpt2_number_ranges[144] = {
+    {0x30,0x39}, {0xB2,0xB3}, {0xB9,0xB9}, {0xBC,0xBE}, {0x660,0x669},
+    {0x6F0,0x6F9}, {0x7C0,0x7C9}, {0x966,0x96F}, {0x9E6,0x9EF}, {0x9F4,0x9F9},
+    {0xA66,0xA6F}, {0xAE6,0xAEF}, {0xB66,0xB6F}, {0xB72,0xB77}, {0xBE6,0xBF2},
+    {0xC66,0xC6F}, {0xC78,0xC7E}, {0xCE6,0xCEF}, {0xD58,0xD5E}, {0xD66,0xD78},
+    {0xDE6,0xDEF}, {0xE50,0xE59}, {0xED0,0xED9}, {0xF20,0xF33},
+    {0x1040,0x1049}, {0x1090,0x1099}, {0x1369,0x137C}, {0x16EE,0x16F0},
+    {0x17E0,0x17E9}, {0x17F0,0x17F9}, {0x1810,0x1819}, {0x1946,0x194F},
+    {0x19D0,0x19DA}, {0x1A80,0x1A89}, {0x1A90,0x1A99}, {0x1B50,0x1B59},
+    {0x1BB0,0x1BB9}, {0x1C40,0x1C49}, {0x1C50,0x1C59}, {0x2070,0x2070},
+    {0x2074,0x2079}, {0x2080,0x2089}, {0x2150,0x2182}, {0x2185,0x2189},
+    {0x2460,0x249B}, {0x24EA,0x24FF}, {0x2776,0x2793}, {0x2CFD,0x2CFD},
+    {0x3007,0x3007}, {0x3021,0x3029}, {0x3038,0x303A}, {0x3192,0x3195},
+    {0x3220,0x3229}, {0x3248,0x324F}, {0x3251,0x325F}, {0x3280,0x3289},
+    {0x32B1,0x32BF}, {0xA620,0xA629}, {0xA6E6,0xA6EF}, {0xA830,0xA835},
+    {0xA8D0,0xA8D9}, {0xA900,0xA909}, {0xA9D0,0xA9D9}, {0xA9F0,0xA9F9},
+    {0xAA50,0xAA59}, {0xABF0,0xABF9}, {0xFF10,0xFF19}, {0x10107,0x10133},
+    {0x10140,0x10178}, {0x1018A,0x1018B}, {0x102E1,0x102FB}, {0x10320,0x10323},
+    {0x10341,0x10341}, {0x1034A,0x1034A}, {0x103D1,0x103D5}, {0x104A0,0x104A9},
+    {0x10858,0x1085F}, {0x10879,0x1087F}, {0x108A7,0x108AF}, {0x108FB,0x108FF},
+    {0x10916,0x1091B}, {0x109BC,0x109BD}, {0x109C0,0x109CF}, {0x109D2,0x109FF},
+    {0x10A40,0x10A48}, {0x10A7D,0x10A7E}, {0x10A9D,0x10A9F}, {0x10AEB,0x10AEF},
+    {0x10B58,0x10B5F}, {0x10B78,0x10B7F}, {0x10BA9,0x10BAF}, {0x10CFA,0x10CFF},
+    {0x10D30,0x10D39}, {0x10D40,0x10D49}, {0x10E60,0x10E7E}, {0x10F1D,0x10F26},
+    {0x10F51,0x10F54}, {0x10FC5,0x10FCB}, {0x11052,0x1106F}, {0x110F0,0x110F9},
+    {0x11136,0x1113F}, {0x111D0,0x111D9}, {0x111E1,0x111F4}, {0x112F0,0x112F9},
+    {0x11450,0x11459}, {0x114D0,0x114D9}, {0x11650,0x11659}, {0x116C0,0x116C9},
+    {0x116D0,0x116E3}, {0x11730,0x1173B}, {0x118E0,0x118F2}, {0x11950,0x11959},
+    {0x11BF0,0x11BF9}, {0x11C50,0x11C6C}, {0x11D50,0x11D59}, {0x11DA0,0x11DA9},
+    {0x11F50,0x11F59}, {0x11FC0,0x11FD4}, {0x12400,0x1246E}, {0x16130,0x16139},
+    {0x16A60,0x16A69}, {0x16AC0,0x16AC9}, {0x16B50,0x16B59}, {0x16B5B,0x16B61},
+    {0x16D70,0x16D79}, {0x16E80,0x16E96}, {0x1CCF0,0x1CCF9}, {0x1D2C0,0x1D2D3},
+    {0x1D2E0,0x1D2F3}, {0x1D360,0x1D378}, {0x1D7CE,0x1D7FF}, {0x1E140,0x1E149},
+    {0x1E2F0,0x1E2F9}, {0x1E4F0,0x1E4F9}, {0x1E5F1,0x1E5FA}, {0x1E8C7,0x1E8CF},
+    {0x1E950,0x1E959}, {0x1EC71,0x1ECAB}, {0x1ECAD,0x1ECAF}, {0x1ECB1,0x1ECB4},
+    {0x1ED01,0x1ED2D}, {0x1ED2F,0x1ED3D}, {0x1F100,0x1F10C}, {0x1FBF0,0x1FBF9},
+};
+/* END generated tables */
+
+/* Character classes of the pre-tokenizer regex. */
+enum { GPT2_WS = 0, GPT2_LETTER = 1, GPT2_NUMBER = 2, GPT2_SYMBOL = 3 };
+
+/* Binary search in a sorted, non-overlapping range table. */
+static int gpt2_in_ranges(const gpt2_range *r, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n; /* invariant: a match, if any, is in r[lo..hi) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid].first)
+            hi = mid;
+        else if (cp > r[mid].last)
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* \s: Unicode White_Space (what Oniguruma and Rust's regex use for \s). */
+static int gpt2_is_space(uint32_t cp) {
+    if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20;
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+static int gpt2_class_of(uint32_t cp) {
+    if (cp < 0x80) { /* ASCII fast path */
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return GPT2_LETTER;
+        if (cp >= '0' && cp <= '9') return GPT2_NUMBER;
+        return gpt2_is_space(cp) ? GPT2_WS : GPT2_SYMBOL;
+    }
+    if (gpt2_is_space(cp)) return GPT2_WS;
+    if (gpt2_in_ranges(gpt2_letter_ranges, sizeof gpt2_letter_ranges / sizeof gpt2_letter_ranges[0], cp))
+        return GPT2_LETTER;
+    if (gpt2_in_ranges(gpt2_number_ranges, sizeof gpt2_number_ranges / sizeof gpt2_number_ranges[0], cp))
+        return GPT2_NUMBER;
+    return GPT2_SYMBOL;
+}
+
+/* Decode the character at s[i] (i < n) and return its class; *len gets its
+ * byte length (1..4). Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
+ * anything else is decoded leniently: the single offending byte becomes one
+ * character of class GPT2_SYMBOL (not letter, number or space), and decoding
+ * resumes at the next byte. Byte-level BPE then encodes the raw byte as usual,
+ * so encode/decode still round-trips every input. */
+static int gpt2_char_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
+    unsigned b0 = s[i], need, lo = 0x80, hi = 0xBF;
+    uint32_t cp;
+    size_t k;
+
+    *len = 1;
+    if (b0 < 0x80) return gpt2_class_of(b0);
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        need = 1;
+        cp = b0 & 0x1F;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        need = 2;
+        cp = b0 & 0x0F;
+        if (b0 == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (b0 == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        need = 3;
+        cp = b0 & 0x07;
+        if (b0 == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (b0 == 0xF4)
+            hi = 0x8F; /* > U+10FFFF */
+    } else {
+        return GPT2_SYMBOL; /* stray continuation, C0/C1, F5..FF */
+    }
+    if (n - i <= need) return GPT2_SYMBOL; /* truncated at end of text */
+    for (k = 1; k <= need; k++) {
+        unsigned b = s[i + k];
+        if (b < lo || b > hi) return GPT2_SYMBOL;
+        lo = 0x80;
+        hi = 0xBF; /* only the 2nd byte has a narrowed range */
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    *len = need + 1;
+    return gpt2_class_of(cp);
+}
+
+/* End of the run of characters of class cls starting at i. */
+static size_t gpt2_run_end(const unsigned char *s, size_t n, size_t i, int cls) {
+    size_t len;
+    while (i < n && gpt2_char_at(s, n, i, &len) == cls) i += len;
+    return i;
+}
+
+/* End of the pre-token that starts at i (i < n): the match of the leftmost
+ * regex alternative that matches at i. Every character is matched by one of
+ * the alternatives, so pre-tokens tile the text. */
+static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
+    size_t len, last, j;
+    int cls;
+
+    /* 's|'t|'re|'ve|'m|'ll|'d  (case-sensitive, as in GPT-2) */
+    if (s[i] == '\'' && n - i >= 2) {
+        unsigned a = s[i + 1];
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if (n - i >= 3) {
+            unsigned b = s[i + 2];
+            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+        }
+    }
+    /* ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' : an optional U+0020 then a run of
+     * one non-space class (the class of the first character decides which). */
+    if (s[i] == ' ' && n - i >= 2) {
+        cls = gpt2_char_at(s, n, i + 1, &len);
+        if (cls != GPT2_WS) return gpt2_run_end(s, n, i + 1, cls);
+    }
+    cls = gpt2_char_at(s, n, i, &len);
+    if (cls != GPT2_WS) return gpt2_run_end(s, n, i, cls);
+
+    /* '\s+(?!\S)|\s+' : take the whole whitespace run [i, j). If a non-space
+     * follows, (?!\S) fails at j, so the regex backtracks one character and
+     * leaves the last one (start `last`) to prefix the next pre-token; a run
+     * of one character falls through to plain \s+ instead. */
+    last = i;
+    j = i + len;
+    while (j < n && gpt2_char_at(s, n, j, &len) == GPT2_WS) {
+        last = j;
+        j += len;
+    }
+    if (j == n || last == i) return j;
+    return last;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tokenizer tables                                                         */
+
+/* One slot of the merge hash table; left < 0 marks an empty slot. */
+typedef struct {
+    int32_t left, right, rank, result;
+} gpt2_merge;
+
+typedef struct {
+    const unsigned char *bytes;
+    int32_t len;
+} gpt2_token;
+
+struct gpt2_tokenizer {
+    int n_tokens, n_merges;
+    gpt2_token *tokens;   /* [n_tokens], bytes point into the section   */
+    int32_t byte_id[256]; /* id of the one-byte token for each byte     */
+    gpt2_merge *merges;   /* open addressing, linear probing, load <= 1/2 */
+    size_t mask;          /* slot count - 1 (a power of two)            */
+    unsigned shift;       /* 64 - log2(slot count), for Fibonacci hashing */
+};
+
+enum { GPT2_ERR_FORMAT = -1, GPT2_ERR_NOMEM = -2 };
+
+static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
+    uint64_t k = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
+}
+
+/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
+ * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
+static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
+    size_t i = gpt2_slot_of(t, l, r);
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
+        const gpt2_merge *m = &t->merges[i];
+        if (m->left == l && m->right == r) return m;
+        if (m->left < 0) return NULL;
+        i = (i + 1) & t->mask;
+    }
+    return NULL;
+}
+
+/* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
+ * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
+ * its slots (only a file crafted to slow every lookup down does that). */
+static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
+    size_t i = gpt2_slot_of(t, l, r);
+    gpt2_merge *m;
+    for (int probe = 0;; probe++) {
+        m = &t->merges[i];
+        if (m->left < 0 || (m->left == l && m->right == r)) break;
+        if (probe == TS_MAX_PROBE) return -1;
+        i = (i + 1) & t->mask;
+    }
+    m->left = l;
+    m->right = r;
+    m->rank = rank;
+    m->result = res;
+    return 0;
+}
+
+static void gpt2_free(gpt2_tokenizer *t) {
+    free(t->tokens);
+    free(t->merges);
+    memset(t, 0, sizeof *t);
+}
+
+/* Little-endian i32, widened so range checks cannot overflow. */
+static int64_t gpt2_rd_i32(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
+}
+
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
+        va_list ap;
+        va_start(ap, fmt);
+        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    gpt2_free(t);
+    return code;
+}
+
+/* Parse the token records starting at *off; fills t->tokens and t->byte_id. */
+static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t *off, char *err,
+                            size_t errlen) {
+    int i, b;
+    for (b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (i = 0; i < t->n_tokens; i++) {
+        int64_t len;
+        if (size - *off < 4)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
+        len = gpt2_rd_i32(sec + *off);
+        *off += 4;
+        if (len < 0 || (uint64_t)len > size - *off)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
+                             (long long)len, size);
+        t->tokens[i].bytes = sec + *off;
+        t->tokens[i].len = (int32_t)len;
+        *off += (size_t)len;
+        if (len == 1) {
+            b = sec[*off - 1];
+            if (t->byte_id[b] >= 0)
+                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
+            t->byte_id[b] = i;
+        }
+    }
+    for (b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
+    return 0;
+}
+
+/* Parse and check the merge records at off, which must end the section. */
+static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t off, char *err,
+                            size_t errlen) {
+    size_t cap = 16;
+    unsigned bits = 4;
+    int i;
+
+    if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
+                         t->n_merges, size - off);
+    while (cap / 2 < (size_t)t->n_merges) {
+        cap <<= 1;
+        bits++;
+    }
+    t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
+    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
+    t->mask = cap - 1;
+    t->shift = 64 - bits;
+    for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
+
+    for (i = 0; i < t->n_merges; i++, off += 12) {
+        int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
+        const gpt2_token *L, *R, *X;
+        if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
+                             (long long)r, (long long)res, t->n_tokens - 1);
+        L = &t->tokens[l];
+        R = &t->tokens[r];
+        X = &t->tokens[res];
+        /* Non-empty parts make every merge strictly lengthen a symbol, which
+         * the BPE loops rely on (a position's id never repeats). */
+        if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
+            memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
+                             i, (long long)res, (long long)l, (long long)r);
+        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
+                             i, TS_MAX_PROBE);
+    }
+    return 0;
+}
+
+/* Load from a section that must outlive *t (token bytes point into it).
+ * Returns 0, or GPT2_ERR_* with a message in err; *t is then empty. */
+static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t size, int vocab_size, char *err,
+                     size_t errlen) {
+    int64_t nt, nm;
+    size_t off = 8;
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    if (err && errlen) err[0] = '\0';
+    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
+    nt = gpt2_rd_i32(section);
+    nm = gpt2_rd_i32(section + 4);
+    if (nt != vocab_size)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
+                         vocab_size);
+    /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
+     * by the size before anything is allocated. */
+    if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
+                         (long long)nt, size);
+    if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
+                         (long long)nm, size);
+    t->n_tokens = (int)nt;
+    t->n_merges = (int)nm;
+    t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
+    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
+    rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
+    if (rc) return rc;
+    return gpt2_load_merges(t, section, size, off, err, errlen);
+}
+
+/* Bytes of token id (not NUL-terminated), or NULL if id is out of range. */
+static const unsigned char *gpt2_token_bytes(const gpt2_tokenizer *t, int id, int *len) {
+    if (id < 0 || id >= t->n_tokens) return NULL;
+    if (len) *len = t->tokens[id].len;
+    return t->tokens[id].bytes;
+}
+
+/* ---------------------------------------------------------------------- */
+/* BPE                                                                      */
+
+/* Output sink: ids beyond max are counted but not stored. */
+typedef struct {
+    int *ids;
+    long max, count;
+} gpt2_out;
+
+static void gpt2_emit(gpt2_out *o, int32_t id) {
+    if (o->count < o->max) o->ids[o->count] = id;
+    o->count++;
+}
+
+/* Pre-tokens of at most this many bytes use the simple quadratic loop on
+ * stack arrays; longer ones use the heap (O(n log n)). */
+enum { GPT2_SHORT_MAX = 64 };
+
+/* Rank and result of the pair (l, r); rank INT32_MAX if it never merges. */
+static int32_t gpt2_pair_rank(const gpt2_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
+    const gpt2_merge *m = gpt2_find_merge(t, l, r);
+    if (!m) return INT32_MAX;
+    *res = m->result;
+    return m->rank;
+}
+
+/* Short pre-token (2 <= n <= GPT2_SHORT_MAX): sym[0..m) are the current
+ * symbols, rank[k]/res[k] describe the pair (sym[k], sym[k+1]). Each step
+ * scans for the lowest rank (strict < keeps the leftmost on ties). */
+static void gpt2_bpe_short(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_out *o) {
+    int32_t sym[GPT2_SHORT_MAX], rank[GPT2_SHORT_MAX], res[GPT2_SHORT_MAX];
+    size_t m = n, k, best;
+
+    for (k = 0; k < n; k++) sym[k] = t->byte_id[w[k]];
+    for (k = 0; k + 1 < n; k++) rank[k] = gpt2_pair_rank(t, sym[k], sym[k + 1], &res[k]);
+    while (m > 1) {
+        best = 0;
+        for (k = 1; k + 1 < m; k++)
+            if (rank[k] < rank[best]) best = k;
+        if (rank[best] == INT32_MAX) break;
+        /* sym[best] absorbs sym[best+1]; pairs after it shift left by one. */
+        sym[best] = res[best];
+        memmove(&sym[best + 1], &sym[best + 2], (m - best - 2) * sizeof sym[0]);
+        memmove(&rank[best + 1], &rank[best + 2], (m - best - 2) * sizeof rank[0]);
+        memmove(&res[best + 1], &res[best + 2], (m - best - 2) * sizeof res[0]);
+        m--;
+        if (best > 0) rank[best - 1] = gpt2_pair_rank(t, sym[best - 1], sym[best], &res[best - 1]);
+        if (best + 1 < m) rank[best] = gpt2_pair_rank(t, sym[best], sym[best + 1], &res[best]);
+    }
+    for (k = 0; k < m; k++) gpt2_emit(o, sym[k]);
+}
+
+/* Heap key of a candidate pair: rank << 32 | pos, so one integer compare
+ * orders by rank, then leftmost position on ties. */
+typedef uint64_t gpt2_cand;
+
+static gpt2_cand gpt2_cand_make(int32_t rank, int32_t pos) {
+    return (uint64_t)(uint32_t)rank << 32 | (uint32_t)pos;
+}
+
+/* Min-heap h[0..n): restore the heap below slot i, which holds key c. */
+static void gpt2_heap_sift_down(gpt2_cand *h, size_t n, size_t i, gpt2_cand c) {
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= n) break;
+        if (k + 1 < n && h[k + 1] < h[k]) k++;
+        if (h[k] >= c) break;
+        h[i] = h[k];
+        i = k;
+    }
+    h[i] = c;
+}
+
+static void gpt2_heap_push(gpt2_cand *h, size_t *n, gpt2_cand c) {
+    size_t i = (*n)++;
+    while (i > 0 && c < h[(i - 1) / 2]) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static gpt2_cand gpt2_heap_pop(gpt2_cand *h, size_t *n) {
+    gpt2_cand top = h[0];
+    (*n)--;
+    if (*n > 0) gpt2_heap_sift_down(h, *n, 0, h[*n]);
+    return top;
+}
+
+/* Per-call scratch for long pre-tokens, grown on demand. */
+typedef struct {
+    void *buf;
+    size_t cap;
+} gpt2_scratch;
+
+/* Push the pair starting at symbol p if it has a merge. */
+static void gpt2_push_pair(const gpt2_tokenizer *t, const int32_t *sym, const int32_t *next, int32_t p, gpt2_cand *h,
+                           size_t *hn) {
+    int32_t res, rank;
+    if (p < 0 || next[p] < 0) return;
+    rank = gpt2_pair_rank(t, sym[p], sym[next[p]], &res);
+    if (rank != INT32_MAX) gpt2_heap_push(h, hn, gpt2_cand_make(rank, p));
+}
+
+/* Long pre-token: symbols form a doubly linked list over the byte positions
+ * (a merged symbol keeps its left position; the right one is unlinked and
+ * marked -1). Stale heap entries are skipped on pop: an entry is current iff
+ * the pair now at pos still has the entry's rank (ranks are unique per pair).
+ * At most n-1 initial entries + 2 per merge (<= n-1 merges): heap <= 3n.
+ * Returns -1 on allocation failure. */
+static int gpt2_bpe_long(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_scratch *sc, gpt2_out *o) {
+    const size_t per = 3 * sizeof(gpt2_cand) + 3 * sizeof(int32_t);
+    size_t need, hn = 0, k;
+    int32_t *sym, *prev, *next, p, res, rank;
+    gpt2_cand *h;
+
+    if (n > (size_t)INT32_MAX / 4 || n > SIZE_MAX / per) return -1; /* int32 positions */
+    need = n * per;
+    if (need > sc->cap) {
+        void *nb = realloc(sc->buf, need);
+        if (!nb) return -1;
+        sc->buf = nb;
+        sc->cap = need;
+    }
+    h = (gpt2_cand *)sc->buf; /* 8-byte keys first keeps both parts aligned */
+    sym = (int32_t *)(h + 3 * n);
+    prev = sym + n;
+    next = prev + n;
+    for (k = 0; k < n; k++) {
+        sym[k] = t->byte_id[w[k]];
+        prev[k] = (int32_t)k - 1;
+        next[k] = k + 1 < n ? (int32_t)k + 1 : -1;
+    }
+    /* Initial pairs, then heapify bottom-up in O(n). */
+    for (k = 0; k + 1 < n; k++) {
+        rank = gpt2_pair_rank(t, sym[k], sym[k + 1], &res);
+        if (rank != INT32_MAX) h[hn++] = gpt2_cand_make(rank, (int32_t)k);
+    }
+    for (k = hn / 2; k-- > 0;) gpt2_heap_sift_down(h, hn, k, h[k]);
+
+    while (hn > 0) {
+        gpt2_cand c = gpt2_heap_pop(h, &hn);
+        int32_t q;
+        p = (int32_t)(uint32_t)c;
+        rank = (int32_t)(c >> 32);
+        q = next[p];
+        if (sym[p] < 0 || q < 0 || gpt2_pair_rank(t, sym[p], sym[q], &res) != rank) continue; /* stale */
+        sym[p] = res;
+        sym[q] = -1;
+        next[p] = next[q];
+        if (next[q] >= 0) prev[next[q]] = p;
+        gpt2_push_pair(t, sym, next, prev[p], h, &hn);
+        gpt2_push_pair(t, sym, next, p, h, &hn);
+    }
+    for (p = 0; p >= 0; p = next[p]) gpt2_emit(o, sym[p]); /* position 0 never dies */
+    return 0;
+}
+
+/* Encode with an explicit short/long threshold (tests force the heap path
+ * with short_max = 1). */
+static long gpt2_encode_with(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids,
+                             size_t short_max) {
+    const unsigned char *s = (const unsigned char *)text;
+    gpt2_out o;
+    gpt2_scratch sc = {NULL, 0};
+    size_t i = 0, e;
+
+    if (len > (size_t)LONG_MAX) return -1; /* ids <= bytes must fit a long */
+    o.ids = ids;
+    o.max = ids ? max_ids : 0;
+    o.count = 0;
+    if (short_max > GPT2_SHORT_MAX) short_max = GPT2_SHORT_MAX;
+    while (i < len) {
+        e = gpt2_pretoken_end(s, len, i);
+        if (e - i == 1)
+            gpt2_emit(&o, t->byte_id[s[i]]);
+        else if (e - i <= short_max)
+            gpt2_bpe_short(t, s + i, e - i, &o);
+        else if (gpt2_bpe_long(t, s + i, e - i, &sc, &o) < 0) {
+            free(sc.buf);
+            return -1;
+        }
+        i = e;
+    }
+    free(sc.buf);
+    return o.count;
+}
+
+/* Encode len bytes of text (no BOS/EOS). Stores the first max_ids ids and
+ * returns the full count (retry with a bigger buffer if it exceeds max_ids),
+ * or -1 on allocation failure. Thread-safe: t is only read. */
+static long gpt2_encode(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids) {
+    return gpt2_encode_with(t, text, len, ids, max_ids, GPT2_SHORT_MAX);
+}
+
+/* The GPT-2 tokenizer behind the common ts_tokenizer: pieces for decoding, ids for bytes. */
 static int ts_gpt2_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
-    (void)t, (void)data, (void)size;
-    return ts_fail(err, TS_E_FORMAT, "GPT-2 tokenizers are not supported yet");
+    char msg[256];
+    t->gpt2 = (gpt2_tokenizer *)calloc(1, sizeof(gpt2_tokenizer));
+    t->piece = (const char **)calloc((size_t)t->vocab_size, sizeof(char *));
+    t->piece_len = (int *)calloc((size_t)t->vocab_size, sizeof(int));
+    if (!t->gpt2 || !t->piece || !t->piece_len) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    int rc = gpt2_load(t->gpt2, data, size, t->vocab_size, msg, sizeof msg);
+    if (rc) return ts_fail(err, rc == GPT2_ERR_NOMEM ? TS_E_NOMEM : TS_E_FORMAT, "%s", msg);
+    for (int id = 0; id < t->vocab_size; id++) {
+        int len = 0;
+        t->piece[id] = (const char *)gpt2_token_bytes(t->gpt2, id, &len);
+        t->piece_len[id] = len;
+    }
+    for (int b = 0; b < 256; b++) t->byte_token[b] = t->gpt2->byte_id[b];
+    return TS_OK;
 }
-static long ts_gpt2_encode(const ts_tokenizer *t, const char *text, size_t len, int *out, long max_out) {
-    (void)t, (void)text, (void)len, (void)out, (void)max_out;
-    return -1;
+
+static void ts_gpt2_free(ts_tokenizer *t) {
+    if (t->gpt2) gpt2_free(t->gpt2);
+    free(t->gpt2);
 }
-static void ts_gpt2_free(ts_tokenizer *t) { (void)t; }
 
 static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err) {
     memset(t, 0, sizeof *t);
@@ -962,36 +1741,42 @@ static float ts_bf16_to_f32(uint16_t h) {
 }
 
 /* Row `row` of an embedding matrix as floats: out (cols). */
-static void ts_matrix_row(float *out, const ts_matrix *w, int row, int group_size) {
+static void ts_matrix_row(float *out, const ts_matrix *w, int row) {
     size_t start = (size_t)row * (size_t)w->cols;
     if (w->type == TS_F32) memcpy(out, (const float *)w->data + start, (size_t)w->cols * sizeof(float));
     else if (w->type == TS_BF16)
         for (int j = 0; j < w->cols; j++) out[j] = ts_bf16_to_f32(((const uint16_t *)w->data)[start + j]);
-    else
-        for (int j = 0; j < w->cols; j++)
-            out[j] = ((const int8_t *)w->data)[start + j] * w->scale[(start + j) / (size_t)group_size];
+    else {
+        const float *scale = w->scale + (size_t)row * ts_groups(w->cols, w->group_size);
+        for (int j = 0; j < w->cols; j++) out[j] = ((const int8_t *)w->data)[start + j] * scale[j / w->group_size];
+    }
 }
 
 /* Q8_0 activations, as llama2.c's runq: per group of gs values, scale = max|x| / 127,
- * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, cols / gs). */
+ * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, groups). */
 static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, int gs) {
+    int groups = ts_groups(cols, gs);
     for (int t = 0; t < n; t++)
-        for (int g = 0; g < cols / gs; g++) {
+        for (int g = 0; g < groups; g++) {
             const float *xg = x + (size_t)t * cols + (size_t)g * gs;
+            int len = cols - g * gs < gs ? cols - g * gs : gs;
             float wmax = 0.0f;
-            for (int i = 0; i < gs; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
+            for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
             float scale = wmax / 127.0f;
-            s[(size_t)t * (cols / gs) + g] = scale;
-            for (int i = 0; i < gs; i++)
-                q[(size_t)t * cols + (size_t)g * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
+            s[(size_t)t * groups + g] = scale;
+            for (int i = 0; i < len; i++) { /* |x / scale| <= 127, but for denormal scales and NaN (broken models) */
+                float v = scale > 0.0f ? xg[i] / scale : 0.0f;
+                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
+                q[(size_t)t * cols + (size_t)g * gs + i] = (int8_t)roundf(v);
+            }
         }
 }
 
 /* out (n, rows) = x (n, cols) · W^T, the plain loops: one dot product per output, summed
  * left to right in float (Q8_0: integer sums per group, scaled). This is the reference
  * every faster kernel is tested against. */
-static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n, int gs) {
-    int rows = w->rows, cols = w->cols;
+static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = w->type == TS_Q8_0 ? ts_groups(cols, gs) : 0;
     TS_PARALLEL_FOR
     for (int i = 0; i < rows; i++) {
         for (int t = 0; t < n; t++) {
@@ -1006,10 +1791,10 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
                 for (int j = 0; j < cols; j++) val += ts_bf16_to_f32(wr[j]) * xt[j];
             } else {
                 const int8_t *wr = (const int8_t *)w->data + row, *xt = xq + (size_t)t * cols;
-                const float *ws = w->scale + row / gs, *xst = xs + (size_t)t * (cols / gs);
-                for (int g = 0; g < cols / gs; g++) {
+                const float *ws = w->scale + (size_t)i * groups, *xst = xs + (size_t)t * groups;
+                for (int g = 0; g < groups; g++) {
                     int32_t ival = 0;
-                    for (int k = 0; k < gs; k++) ival += (int32_t)xt[g * gs + k] * (int32_t)wr[g * gs + k];
+                    for (int k = g * gs; k < cols && k < (g + 1) * gs; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
                     val += (float)ival * ws[g] * xst[g];
                 }
             }
@@ -1020,9 +1805,8 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
 
 /* out (n, rows) = x (n, cols) · W^T. Q8_0 first quantizes x into the session's buffers. */
 static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
-    int gs = s->model->config.group_size;
-    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, gs);
-    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n, gs);
+    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
+    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n);
 }
 
 static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
@@ -1070,23 +1854,6 @@ static void ts_softmax(float *x, int size) {
         sum += x[i];
     }
     for (int i = 0; i < size; i++) x[i] /= sum;
-}
-
-/* e^x for the softmax of attention, where x = score - max <= 0, to about 1 ulp of float
- * (tests/test_api.c checks [-87, 0]: < 1.5 ulp). libm's expf is a call per value; this is
- * plain arithmetic the compiler turns into vector instructions, and attention needs one
- * per token, key, head and layer (4e9 to measure the perplexity of a megabyte of text).
- * e^x = 2^k * e^r: k = round(x / ln 2) (adding and removing 1.5 * 2^23 rounds to an
- * integer), r = x - k ln 2 (ln 2 in two parts, so k * hi is exact), |r| <= 0.35, e^r by
- * its Taylor series to r^7 (error below 5e-9), 2^k written straight into the exponent. */
-static inline float ts_exp(float x) {
-    float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = (x - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)k + 127) * (1 << 23);
-    float two_k;
-    memcpy(&two_k, &bits, 4);
-    return x < -87.0f ? 0.0f : p * two_k; /* e^-87 is near the smallest normal float */
 }
 
 /* Rotary positions (Su et al. 2021) in llama2.c's layout: each adjacent pair (2i, 2i+1)
@@ -1154,7 +1921,7 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
         for (int k = first; k <= last; k++) {
             TS_SEEN_BY(k)
             for (int t = lo; t <= hi; t++) {
-                a[t] = ts_exp(a[t] - max_val[t]);
+                a[t] = expf(a[t] - max_val[t]);
                 sum[t] += a[t];
             }
         }
@@ -1197,7 +1964,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
 
     for (int t = 0; t < n; t++) { /* x = embedding (+ position embedding) */
         float *xt = s->x + (size_t)t * dim;
-        ts_matrix_row(xt, &m->tok_embedding, tokens[t], c->group_size);
+        ts_matrix_row(xt, &m->tok_embedding, tokens[t]);
         if (m->pos_embedding)
             for (int i = 0; i < dim; i++) xt[i] += m->pos_embedding[(size_t)(pos + t) * dim + i];
     }
@@ -1287,10 +2054,11 @@ static int ts_compare_prob(const void *a, const void *b) {
 
 static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *probindex, float coin) {
     /* tokens below (1 - topp) / (n - 1) can never be in the nucleus: skip them before sorting */
-    float cutoff = (1.0f - topp) / (float)(n - 1);
+    float cutoff = n > 1 ? (1.0f - topp) / (float)(n - 1) : 0.0f;
     int n0 = 0;
     for (int i = 0; i < n; i++)
         if (p[i] >= cutoff) probindex[n0].index = i, probindex[n0].prob = p[i], n0++;
+    if (n0 == 0) return ts_argmax(p, n); /* only NaN probabilities (a broken model): no nucleus */
     qsort(probindex, (size_t)n0, sizeof(ts_prob_index), ts_compare_prob);
     float cumulative = 0.0f;
     int last = n0 - 1;
@@ -1398,7 +2166,8 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         free(m);
         return rc;
     }
-    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping. */
+    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping
+     * (at most 1 GiB: Llama 2's is 0.4 MB; a sparse file could claim terabytes). */
     void *tok_copy = NULL;
     size_t tok_size = 0;
     if (tokenizer_path) {
@@ -1406,7 +2175,10 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         int tok_mapped;
         void *tok_owned;
         rc = ts_map_file(tokenizer_path, &tok, &tok_size, &tok_mapped, &tok_owned, err);
-        if (rc == TS_OK) {
+        if (rc == TS_OK && tok_size > ((size_t)1 << 30)) {
+            rc = ts_fail(err, TS_E_FORMAT, "%s is %zu bytes, too large for a tokenizer (at most 1 GiB)", tokenizer_path, tok_size);
+            ts_unmap_file(tok, tok_size, tok_mapped, tok_owned);
+        } else if (rc == TS_OK) {
             tok_copy = malloc(tok_size);
             if (tok_copy) memcpy(tok_copy, tok, tok_size);
             else rc = ts_fail(err, TS_E_NOMEM, "out of memory");
@@ -1442,10 +2214,10 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
     if (!n_ids) return ts_fail(err, TS_E_ARG, "ts_encode: n_ids is NULL");
     *n_ids = 0;
     if (!m) return ts_fail(err, TS_E_ARG, "ts_encode: no model (NULL)");
-    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "ts_encode: text is NULL but len is %zu", len);
-    if (max_ids < 0 || (!ids && max_ids > 0)) return ts_fail(err, TS_E_ARG, "ts_encode: no room for ids (ids %s, max_ids %d)", ids ? "given" : "NULL", max_ids);
     const ts_tokenizer *t = &m->tokenizer;
     if (t->kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "no text (NULL) of %zu bytes", len);
+    if (max_ids < 0 || (max_ids > 0 && !ids)) return ts_fail(err, TS_E_ARG, "no room for the ids (max_ids = %d)", max_ids);
     if (len > (size_t)INT_MAX / 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long to encode", len);
     /* encode into a buffer large enough for any result, then copy what fits */
     int *buf = (int *)malloc((len + 3) * sizeof(int));
@@ -1454,14 +2226,14 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
     if (t->kind == TS_TOK_SENTENCEPIECE) n = ts_sentencepiece_encode(t, text, len, add_bos, buf);
     else {
         if (add_bos && t->bos_id >= 0) buf[n++] = t->bos_id;
-        long k = ts_gpt2_encode(t, text, len, buf + n, (long)len + 1);
+        long k = gpt2_encode(t->gpt2, text, len, buf + n, (long)len + 1);
         n = k < 0 ? -1 : n + k;
     }
     if (n < 0) {
         free(buf);
         return ts_fail(err, TS_E_NOMEM, "out of memory while encoding");
     }
-    memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
+    if (max_ids > 0) memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
     free(buf);
     *n_ids = (int)n;
     return TS_OK;
@@ -1496,56 +2268,81 @@ const char *ts_decode(const ts_model *m, int prev, int token, size_t *len) {
     return p;
 }
 
+/* Physical memory of this machine in bytes, 0 if unknown. A session larger than this could
+ * only swap: ts_session_new refuses it with a clear message instead (a hostile header can
+ * ask for a million positions of a thousand layers). */
+static size_t ts_physical_memory(void) {
+#if defined(TS_HAVE_MMAP) && defined(_SC_PHYS_PAGES)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page) return (size_t)pages * (size_t)page;
+#endif
+    return 0;
+}
+
 int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err) {
     if (!out) return ts_fail(err, TS_E_ARG, "ts_session_new: out is NULL");
     *out = NULL;
     if (!m) return ts_fail(err, TS_E_ARG, "ts_session_new: no model (NULL)");
     const ts_config *c = &m->config;
-    if (max_positions < 0 || max_positions > c->seq_len)
-        return ts_fail(err, TS_E_RANGE, "a session of %d positions: must be 1 .. the model's %d (0 = all)", max_positions, c->seq_len);
-    if (max_positions == 0) max_positions = c->seq_len;
-    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
-    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    s->model = m;
-    s->max_positions = max_positions;
-    s->batch = max_positions < TS_BATCH ? max_positions : TS_BATCH;
-    s->rng_state = 1;
-    size_t B = (size_t)s->batch, P = (size_t)max_positions, dim = (size_t)c->dim, hid = (size_t)c->hidden_dim;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    if (max_positions <= 0 || max_positions > c->seq_len) max_positions = c->seq_len;
+    size_t B = (size_t)(max_positions < TS_BATCH ? max_positions : TS_BATCH), P = (size_t)max_positions;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, V = (size_t)c->vocab_size, H = (size_t)c->n_heads;
+    size_t q_dim = H * (size_t)c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t widest = dim > hid ? dim : hid;
     if (q_dim > widest) widest = q_dim;
-    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1;
-    /* one allocation, cut into named arrays (each rounded up to 64 bytes) */
-    struct { void **ptr; size_t bytes; } parts[] = {
-        {(void **)&s->x, B * dim * 4},
-        {(void **)&s->xb, B * widest * 4},
-        {(void **)&s->xb2, B * dim * 4},
-        {(void **)&s->hb, B * hid * 4},
-        {(void **)&s->hb2, B * hid * 4},
-        {(void **)&s->q, B * q_dim * 4},
-        {(void **)&s->att, B * c->n_heads * P * 4},
-        {(void **)&s->qt, B * q_dim * 4},
-        {(void **)&s->ot, B * q_dim * 4},
-        {(void **)&s->logits, B * (size_t)c->vocab_size * 4},
-        {(void **)&s->xq, B * widest},
-        {(void **)&s->xq_scale, B * (widest / gs + 1) * 4},
-        {(void **)&s->rope_cos, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->rope_sin, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->key_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->value_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->probindex, (size_t)c->vocab_size * sizeof(ts_prob_index)},
+    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1, rope_w = (size_t)c->head_dim / 2 + 1;
+    size_t kv_rows = (size_t)c->n_layers * P; /* cache rows of kv_dim floats, per K and V */
+    /* one allocation, cut into named arrays of rows x width elements (each rounded up to 64 bytes) */
+    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
+    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    struct { void **ptr; size_t rows, width, elem; } parts[] = {
+        {(void **)&s->x, B, dim, 4},
+        {(void **)&s->xb, B, widest, 4},
+        {(void **)&s->xb2, B, dim, 4},
+        {(void **)&s->hb, B, hid, 4},
+        {(void **)&s->hb2, B, hid, 4},
+        {(void **)&s->q, B, q_dim, 4},
+        {(void **)&s->att, B * H, P, 4},
+        {(void **)&s->qt, B, q_dim, 4},
+        {(void **)&s->ot, B, q_dim, 4},
+        {(void **)&s->logits, B, V, 4},
+        {(void **)&s->xq, B, widest, 1},
+        {(void **)&s->xq_scale, B, widest / gs + 1, 4},
+        {(void **)&s->rope_cos, P, rope_w, 4},
+        {(void **)&s->rope_sin, P, rope_w, 4},
+        {(void **)&s->key_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->value_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->probindex, V, 1, sizeof(ts_prob_index)},
     };
-    size_t total = 0, n_parts = sizeof parts / sizeof parts[0];
-    for (size_t i = 0; i < n_parts; i++) total += (parts[i].bytes + 63) / 64 * 64;
+    size_t total = 0, n_parts = sizeof parts / sizeof parts[0], bytes[sizeof parts / sizeof parts[0]] = {0};
+    int ok = 1;
+    for (size_t i = 0; i < n_parts && ok; i++) { /* rows * width * elem rounded up to 64, checked */
+        ok = ts_mul(parts[i].rows, parts[i].width, &bytes[i]) && ts_mul(bytes[i], parts[i].elem, &bytes[i]) &&
+             ts_add(bytes[i], 63, &bytes[i]);
+        bytes[i] -= bytes[i] % 64;
+        ok = ok && ts_add(total, bytes[i], &total);
+    }
+    size_t phys = ts_physical_memory();
+    if (!ok || total > SIZE_MAX / 2 || (phys > 0 && total > phys)) {
+        free(s);
+        return ts_fail(err, TS_E_NOMEM,
+                       "a session of %d positions needs %.0f MB (KV cache %.0f MB), more than this machine's %.0f MB of memory: ask for fewer positions (-n)",
+                       max_positions, ok ? (double)total / 1048576.0 : INFINITY, (double)kv_rows * (double)kv_dim * 8.0 / 1048576.0,
+                       (double)phys / 1048576.0);
+    }
+    s->model = m;
+    s->max_positions = max_positions;
+    s->batch = (int)B;
+    s->rng_state = 1;
     unsigned char *mem = (unsigned char *)ts_aligned_alloc(total);
     if (!mem) {
         free(s);
-        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state", total);
+        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state for %d positions", total, max_positions);
     }
     s->memory = mem;
     for (size_t i = 0; i < n_parts; i++) {
         *parts[i].ptr = mem;
-        mem += (parts[i].bytes + 63) / 64 * 64;
+        mem += bytes[i];
     }
     /* rotary angles, as llama2.c computes them: freq = 1 / theta^(2i / head_dim) */
     int half = c->head_dim / 2;
@@ -1676,10 +2473,6 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         free(ids);
         return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
     }
-    if (n_prompt > s->max_positions) {
-        free(ids);
-        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the session's %d positions", n_prompt, s->max_positions);
-    }
     ts_seed(s, o->seed);
     /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
     int n_feed = n_prompt < steps ? n_prompt : steps;
@@ -1687,7 +2480,14 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     float *logits = ts_forward(s, ids, n_feed, 0, err);
     double t1 = ts_now();
     int token = ids[0], pos = 0, stopped = 0, generated = 0;
-    while (pos < steps && logits) {
+    /* llama2.c prints each token as the one after its predecessor, so the first is never
+     * printed: right for BOS, but a GPT-2 prompt starts with text of its own */
+    if (logits && token != m->config.bos_id && on_piece) {
+        size_t len;
+        const char *piece = ts_decode(m, -1, token, &len);
+        stopped = on_piece(user, token, piece, len);
+    }
+    while (pos < steps && logits && !stopped) {
         int next;
         if (pos < n_prompt - 1) next = ids[pos + 1];
         else {
@@ -1701,13 +2501,9 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         if (next == m->config.bos_id || (m->tokenizer.kind == TS_TOK_GPT2 && next == m->config.eos_id)) break;
         size_t len;
         const char *piece = ts_decode(m, token, next, &len);
-        if (on_piece && on_piece(user, next, piece, len)) {
-            stopped = 1;
-            break;
-        }
+        if (on_piece && on_piece(user, next, piece, len)) break;
         token = next;
     }
-    (void)stopped;
     double t2 = ts_now();
     free(ids);
     if (stats) {
@@ -1785,10 +2581,11 @@ static void ts_usage(FILE *f) {
             "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len\n"
             "  -i <string> input prompt\n"
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
-            "  -m <string> mode: generate|chat|tokenize|logits|ppl|inspect, default: generate\n"
+            "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
             "  -f <file>   text file for -m ppl\n"
-            "  --ids <file> --out <file>  token ids in, float32 logits out, for -m logits\n"
+            "  --ids <file> token ids for -m logits and -m decode\n"
+            "  --out <file> float32 logits out, for -m logits\n"
             "  --viz <file.html>  generate, then draw the attention and the top-5 candidates\n"
             "Modes: ppl -f FILE: perplexity of a text; inspect -i TEXT: per token, its probability\n"
             "and the model's 5 most likely next tokens\n");
@@ -1854,10 +2651,11 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
         else if (!strcmp(flag, "--viz")) a->viz_path = val;
         else return snprintf(msg, msg_len, "unknown option '%s'", flag), 1;
     }
-    const char *modes[] = {"generate", "chat", "tokenize", "logits", "ppl", "inspect"};
+    const char *modes[] = {"generate", "chat", "tokenize", "decode", "logits", "ppl", "inspect"};
     int known = 0;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) known |= !strcmp(a->mode, modes[i]);
-    if (!known) return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, logits, ppl, inspect)", a->mode), 1;
+    if (!known) return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, decode, logits, ppl, inspect)", a->mode), 1;
+    if (!strcmp(a->mode, "decode") && !a->ids_path) return snprintf(msg, msg_len, "-m decode needs --ids FILE"), 1;
     if (!strcmp(a->mode, "logits") && (!a->ids_path || !a->out_path))
         return snprintf(msg, msg_len, "-m logits needs --ids FILE and --out FILE"), 1;
     if (!strcmp(a->mode, "ppl") && !a->text_path) return snprintf(msg, msg_len, "-m ppl needs -f FILE"), 1;
@@ -1868,6 +2666,12 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
 static int ts_die(const char *what) {
     fprintf(stderr, "run: %s\n", what);
     return 1;
+}
+
+/* A session of `positions` (the most this run can reach: the KV cache holds no more). */
+static int ts_open_session(const ts_model *m, int positions, ts_session **s) {
+    ts_error err = {0, ""};
+    return ts_session_new(s, m, positions, &err) ? ts_die(err.msg) : 0;
 }
 
 /* llama2.c prints each piece as it comes. */
@@ -1950,20 +2754,24 @@ static int ts_escape(char *out, size_t cap, const char *text, size_t n, int html
 }
 
 /* The prompt's tokens and their logits, from one batched pass: inspect's input. */
-static int ts_run_inspect(ts_session *s, const ts_args *a) {
-    const ts_model *m = s->model;
+static int ts_run_inspect(const ts_model *m, const ts_args *a) {
     int V = m->config.vocab_size, n = 0, *ids = NULL;
     ts_error err = {0, ""};
+    ts_session *s = NULL;
     if (ts_prompt_tokens(m, a->prompt ? a->prompt : "", &ids, &n, &err)) return ts_die(err.msg);
-    if (n > s->max_positions) {
+    if (n > m->config.seq_len) {
         char msg[160];
-        snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d", n, s->max_positions);
+        snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d", n, m->config.seq_len);
         free(ids);
         return ts_die(msg);
     }
+    if (ts_open_session(m, n, &s)) {
+        free(ids);
+        return 1;
+    }
     float *logits = (float *)malloc((size_t)n * V * sizeof(float));
     if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
-        free(ids), free(logits);
+        free(ids), free(logits), ts_session_free(s);
         return ts_die(logits ? err.msg : "out of memory");
     }
     /* column width: the widest token as shown, in characters */
@@ -1995,6 +2803,7 @@ static int ts_run_inspect(ts_session *s, const ts_args *a) {
         printf("\n");
     }
     free(ids), free(logits);
+    ts_session_free(s);
     return 0;
 }
 
@@ -2321,7 +3130,9 @@ static int ts_run_tokenize(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
+/* Reads a whole file into a NUL-terminated malloc'ed buffer, up to the most text the
+ * tokenizer takes (a device such as /dev/zero would otherwise fill memory). */
+#define TS_MAX_TEXT ((size_t)INT_MAX / 4 - 4)
 static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) {
     FILE *f = fopen(path, "rb");
     if (!f) return snprintf(msg, msg_len, "cannot open %s: %s", path, strerror(errno)), NULL;
@@ -2331,7 +3142,11 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
-        char *bigger = cap > SIZE_MAX / 4 ? NULL : (char *)realloc(buf, cap * 2 + 1);
+        if (n > TS_MAX_TEXT) {
+            free(buf), fclose(f);
+            return snprintf(msg, msg_len, "%s is larger than %zu bytes, the most this tool reads", path, TS_MAX_TEXT), NULL;
+        }
+        char *bigger = (char *)realloc(buf, cap * 2 + 1);
         if (!bigger) free(buf);
         buf = bigger, cap *= 2;
     }
@@ -2347,62 +3162,103 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
     return buf;
 }
 
-static int ts_run_logits(ts_session *s, const ts_args *a) {
-    const ts_config *c = &s->model->config;
-    char msg[512];
+
+/* Reads whitespace-separated token ids, each in 0..vocab_size-1, into a malloc'ed array. */
+static int *ts_read_ids(const char *path, int vocab_size, int *n_out, char *msg, size_t msg_len) {
     size_t len;
-    char *text = ts_slurp(a->ids_path, &len, msg, sizeof msg);
-    if (!text) return ts_die(msg);
+    char *text = ts_slurp(path, &len, msg, msg_len);
+    if (!text) return NULL;
     int n = 0, cap = 1024;
     int *ids = (int *)malloc((size_t)cap * sizeof(int));
-    char *p = text;
-    for (;;) {
+    for (char *p = text; ids;) {
         while (*p && isspace((unsigned char)*p)) p++;
         if (!*p) break;
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || (*end && !isspace((unsigned char)*end)) || errno == ERANGE || v < 0 || v >= c->vocab_size) {
-            snprintf(msg, sizeof msg, "%s: token %d is '%.20s', not an id in 0..%d", a->ids_path, n + 1, p, c->vocab_size - 1);
+        if (end == p || (*end && !isspace((unsigned char)*end)) || errno == ERANGE || v < 0 || v >= vocab_size) {
+            snprintf(msg, msg_len, "%s: token %d is '%.20s', not an id in 0..%d", path, n + 1, p, vocab_size - 1);
             free(ids), free(text);
-            return ts_die(msg);
+            return NULL;
         }
         if (n == cap) {
-            int *bigger = (int *)realloc(ids, (size_t)cap * 2 * sizeof(int));
-            if (!bigger) break;
+            int *bigger = cap > INT_MAX / 2 ? NULL : (int *)realloc(ids, (size_t)cap * 2 * sizeof(int));
+            if (!bigger) free(ids);
             ids = bigger, cap *= 2;
+            if (!ids) break;
         }
         ids[n++] = (int)v;
         p = end;
     }
     free(text);
+    if (!ids) return snprintf(msg, msg_len, "out of memory reading %s", path), NULL;
     if (n == 0) {
         free(ids);
-        return ts_die("the ids file holds no token ids");
+        return snprintf(msg, msg_len, "%s holds no token ids", path), NULL;
     }
-    if (n > s->max_positions) {
-        snprintf(msg, sizeof msg, "%d token ids are more than the model's context of %d", n, s->max_positions);
+    *n_out = n;
+    return ids;
+}
+
+/* The raw bytes the ids stand for, concatenated: the inverse of -m tokenize. */
+static int ts_run_decode(const ts_model *m, const ts_args *a) {
+    char msg[512];
+    int n;
+    int *ids = ts_read_ids(a->ids_path, m->config.vocab_size, &n, msg, sizeof msg);
+    if (!ids) return ts_die(msg);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *bytes = ts_token_bytes(m, ids[i], &len);
+        if (bytes) fwrite(bytes, 1, len, stdout);
+    }
+    free(ids);
+    return 0;
+}
+
+static int ts_run_logits(const ts_model *m, const ts_args *a) {
+    const ts_config *c = ts_model_config(m);
+    char msg[512];
+    int n;
+    int *ids = ts_read_ids(a->ids_path, c->vocab_size, &n, msg, sizeof msg);
+    if (!ids) return ts_die(msg);
+    if (n > c->seq_len) {
+        snprintf(msg, sizeof msg, "%s holds %d token ids, more than the model's context of %d", a->ids_path, n, c->seq_len);
         free(ids);
         return ts_die(msg);
     }
-    float *logits = (float *)malloc((size_t)n * c->vocab_size * sizeof(float));
-    ts_error err = {0, ""};
-    if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
-        free(ids), free(logits);
-        return ts_die(logits ? err.msg : "out of memory");
+    ts_session *s;
+    if (ts_open_session(m, n, &s)) {
+        free(ids);
+        return 1;
     }
+    /* one block of the session's batch at a time: out grows by rows as they come */
     FILE *f = fopen(a->out_path, "wb");
-    int ok = f != NULL;
-    for (size_t i = 0; ok && i < (size_t)n * c->vocab_size; i++) { /* float32 little-endian */
-        uint32_t bits;
-        memcpy(&bits, &logits[i], 4);
-        unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
-        ok = fwrite(b, 1, 4, f) == 4;
+    ts_error err = {0, ""};
+    size_t V = (size_t)c->vocab_size;
+    float *logits = (float *)malloc((size_t)s->batch * V * sizeof(float));
+    int ok = f != NULL && logits != NULL, failed_forward = 0;
+    for (int done = 0; ok && done < n; done += s->batch) {
+        int k = n - done < s->batch ? n - done : s->batch;
+        if (ts_forward_all(s, ids + done, k, done, logits, &err)) {
+            ok = 0, failed_forward = 1;
+            break;
+        }
+        for (size_t i = 0; ok && i < (size_t)k * V; i++) { /* float32 little-endian */
+            uint32_t bits;
+            memcpy(&bits, &logits[i], 4);
+            unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
+            ok = fwrite(b, 1, 4, f) == 4;
+        }
     }
-    if (f && fclose(f) != 0) ok = 0;
+    int saved_errno = errno;
+    if (f && fclose(f) != 0) ok = 0, saved_errno = errno;
     free(ids), free(logits);
+    ts_session_free(s);
     if (!ok) {
-        snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(errno));
+        if (failed_forward) snprintf(msg, sizeof msg, "%s", err.msg);
+        else if (!f) snprintf(msg, sizeof msg, "cannot open %s for writing: %s", a->out_path, strerror(saved_errno));
+        else if (!logits) snprintf(msg, sizeof msg, "out of memory");
+        else snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(saved_errno));
         return ts_die(msg);
     }
     return 0;
@@ -2415,30 +3271,28 @@ static void ts_ppl_progress(void *user, long done, long total) {
     *tenths = now;
 }
 
-static int ts_run_ppl(ts_session *s, const ts_args *a) {
+static int ts_run_ppl(const ts_model *m, const ts_args *a) {
     char msg[512];
     size_t len;
     char *text = ts_slurp(a->text_path, &len, msg, sizeof msg);
     if (!text) return ts_die(msg);
+    /* chunks of seq_len tokens; a text of len bytes is at most len + 2 tokens (BOS, prefix) */
+    int positions = len + 2 < (size_t)m->config.seq_len ? (int)len + 2 : m->config.seq_len;
+    ts_session *s;
+    if (ts_open_session(m, positions, &s)) {
+        free(text);
+        return 1;
+    }
     long n;
     double loss;
     ts_error err = {0, ""};
     int tenths = 0;
     int rc = ts_perplexity(s, text, len, &n, &loss, ts_ppl_progress, &tenths, &err);
     free(text);
+    ts_session_free(s);
     if (rc) return ts_die(err.msg);
     printf("tokens: %ld\nloss: %.6f\nperplexity: %.6f\n", n, loss, exp(loss));
     return 0;
-}
-
-/* Does the model file carry its own tokenizer? (peeks at the TSMF header) */
-static int ts_file_has_tokenizer(const char *path) {
-    unsigned char h[84];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t got = fread(h, 1, sizeof h, f);
-    fclose(f);
-    return got == sizeof h && memcmp(h, "TSMF", 4) == 0 && ts_read_i32(h + 80) != TS_TOK_NONE;
 }
 
 int main(int argc, char **argv) {
@@ -2454,28 +3308,28 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* the tokenizer: -z, else the model's own, else tokenizer.bin (llama2.c's default) */
-    const char *tok_path = a.tokenizer;
-    if (!tok_path && !ts_file_has_tokenizer(a.checkpoint) && strcmp(a.mode, "logits") != 0) tok_path = "tokenizer.bin";
     ts_model *m;
     ts_error err = {0, ""};
-    if (ts_model_load(&m, a.checkpoint, tok_path, &err)) return ts_die(err.msg);
-    const ts_config *c = ts_model_config(m);
-    int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
-    int positions = !strcmp(a.mode, "generate") ? steps : c->seq_len;
-    ts_session *s;
-    if (ts_session_new(&s, m, positions, &err)) {
+    if (ts_model_load(&m, a.checkpoint, a.tokenizer, &err)) return ts_die(err.msg);
+    if (!a.tokenizer && m->tokenizer.kind == TS_TOK_NONE && strcmp(a.mode, "logits") != 0) {
         ts_model_free(m);
-        return ts_die(err.msg);
+        if (ts_model_load(&m, a.checkpoint, "tokenizer.bin", &err)) return ts_die(err.msg);
     }
+    const ts_config *c = ts_model_config(m);
     unsigned long long seed = a.seed > 0 ? (unsigned long long)a.seed : (unsigned long long)time(NULL);
     int rc;
-    if (!strcmp(a.mode, "generate")) rc = ts_run_generate(s, &a, seed);
-    else if (!strcmp(a.mode, "chat")) rc = ts_run_chat(s, &a, seed);
-    else if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a);
-    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(s, &a);
-    else if (!strcmp(a.mode, "inspect")) rc = ts_run_inspect(s, &a);
-    else rc = ts_run_ppl(s, &a);
-    ts_session_free(s);
+    if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a); /* no session needed */
+    else if (!strcmp(a.mode, "decode")) rc = ts_run_decode(m, &a);
+    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(m, &a);
+    else if (!strcmp(a.mode, "ppl")) rc = ts_run_ppl(m, &a);
+    else if (!strcmp(a.mode, "inspect")) rc = ts_run_inspect(m, &a);
+    else { /* generate and chat run at most `steps` positions */
+        int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
+        ts_session *s = NULL;
+        rc = ts_open_session(m, steps, &s);
+        if (rc == 0) rc = !strcmp(a.mode, "generate") ? ts_run_generate(s, &a, seed) : ts_run_chat(s, &a, seed);
+        ts_session_free(s);
+    }
     ts_model_free(m);
     return rc;
 }
