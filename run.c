@@ -1715,8 +1715,7 @@ struct ts_session {
     float *xb2;       /* (batch, dim) */
     float *hb, *hb2;  /* (batch, hidden_dim) */
     float *q;         /* (batch, q_dim) */
-    float *att;       /* (n_heads, max_positions, batch) attention scores, then weights */
-    float *qt, *ot;   /* (n_heads, head_dim, batch) queries and attention outputs, transposed */
+    float *att;       /* (batch, n_heads, max_positions) attention weights */
     float *logits;    /* (batch, vocab_size) */
     int8_t *xq;       /* (batch, max(dim, hidden, q_dim)) quantized activations (Q8_0) */
     float *xq_scale;  /* (batch, max(...) / group_size) */
@@ -1870,81 +1869,38 @@ static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
         }
 }
 
-/* Attention of a block of n tokens at positions pos..pos+n-1, all heads: q (n, q_dim)
- * against this layer's cached keys and values (which already hold the block's own), out
- * (n, q_dim). The token at position p attends to keys start(p)..p, where start(p) is 0, or
- * p - window + 1 on a local layer: weights = softmax(q·k * scale), out = sum of weights * v.
- * The loops run over keys outside and over the block's tokens inside, so the compiler can
- * handle many tokens with one vector instruction; yet every sum of one token still runs
- * over keys (and head dimensions) in ascending order, as in the one-token loop, so a token
- * gets the same bits whether it runs alone or in a block. */
-static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
+/* Attention of one token at `pos` for all heads: q (n_heads, head_dim) against the cached
+ * keys of this layer, out (n_heads, head_dim). att (n_heads, max_positions) is scratch. */
+static void ts_attention(ts_session *s, int layer, int pos, const float *q, float *att, float *out) {
     const ts_config *c = &s->model->config;
-    int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
-    int B = s->batch, window = s->model->layers[layer].window;
-    int first = (window > 0 && pos - window + 1 > 0) ? pos - window + 1 : 0, last = pos + n - 1; /* keys any token sees */
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int window = s->model->layers[layer].window;
+    int start = (window > 0 && pos - window + 1 > 0) ? pos - window + 1 : 0;
     float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
     const float *keys = s->key_cache + (size_t)layer * s->max_positions * kv_dim;
     const float *values = s->value_cache + (size_t)layer * s->max_positions * kv_dim;
     TS_PARALLEL_FOR
     for (int h = 0; h < c->n_heads; h++) {
-        float *qt = s->qt + (size_t)h * hd * B;                /* (hd, n) this head's queries, transposed */
-        float *ot = s->ot + (size_t)h * hd * B;                /* (hd, n) its outputs, transposed */
-        float *att = s->att + (size_t)h * s->max_positions * B; /* (keys, n) scores, then weights */
-        float max_val[TS_BATCH], sum[TS_BATCH];
+        const float *qh = q + (size_t)h * hd;
+        float *ah = att + (size_t)h * s->max_positions;
         size_t kv_off = (size_t)(h / group) * hd;
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < hd; i++) qt[(size_t)i * B + t] = q[(size_t)t * q_dim + (size_t)h * hd + i];
-        /* key k is seen by the tokens t = lo..hi: those at positions k .. k + window - 1 */
-#define TS_SEEN_BY(k)                                                                   \
-    int lo = (k) - pos > 0 ? (k) - pos : 0;                                             \
-    int hi = (window > 0 && (k) - pos + window - 1 < n - 1) ? (k) - pos + window - 1 : n - 1; \
-    float *a = att + (size_t)((k) - first) * B;
-        for (int k = first; k <= last; k++) { /* scores */
-            TS_SEEN_BY(k)
-            const float *kk = keys + (size_t)k * kv_dim + kv_off;
-            for (int t = lo; t <= hi; t++) a[t] = 0.0f;
-            for (int i = 0; i < hd; i++)
-                for (int t = lo; t <= hi; t++) a[t] += qt[(size_t)i * B + t] * kk[i];
-            for (int t = lo; t <= hi; t++) a[t] *= scale;
+        for (int t = start; t <= pos; t++) {
+            const float *k = keys + (size_t)t * kv_dim + kv_off;
+            float score = 0.0f;
+            for (int i = 0; i < hd; i++) score += qh[i] * k[i];
+            ah[t - start] = score * scale;
         }
-        /* softmax over each token's keys, as ts_softmax: max (from its first key), exp, sum, divide */
-        for (int t = 0; t < n; t++) {
-            int start = (window > 0 && pos + t - window + 1 > 0) ? pos + t - window + 1 : 0;
-            max_val[t] = att[(size_t)(start - first) * B + t];
-            sum[t] = 0.0f;
+        ts_softmax(ah, pos - start + 1);
+        float *oh = out + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
+        for (int t = start; t <= pos; t++) {
+            const float *v = values + (size_t)t * kv_dim + kv_off;
+            float a = ah[t - start];
+            for (int i = 0; i < hd; i++) oh[i] += a * v[i];
         }
-        for (int k = first; k <= last; k++) {
-            TS_SEEN_BY(k)
-            for (int t = lo; t <= hi; t++) max_val[t] = a[t] > max_val[t] ? a[t] : max_val[t];
-        }
-        for (int k = first; k <= last; k++) {
-            TS_SEEN_BY(k)
-            for (int t = lo; t <= hi; t++) {
-                a[t] = expf(a[t] - max_val[t]);
-                sum[t] += a[t];
-            }
-        }
-        for (int k = first; k <= last; k++) {
-            TS_SEEN_BY(k)
-            for (int t = lo; t <= hi; t++) a[t] /= sum[t];
-        }
-        /* weighted sum of values */
-        for (size_t i = 0; i < (size_t)hd * B; i++) ot[i] = 0.0f;
-        for (int k = first; k <= last; k++) {
-            TS_SEEN_BY(k)
-            const float *v = values + (size_t)k * kv_dim + kv_off;
-            for (int i = 0; i < hd; i++)
-                for (int t = lo; t <= hi; t++) ot[(size_t)i * B + t] += a[t] * v[i];
-        }
-#undef TS_SEEN_BY
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < hd; i++) out[(size_t)t * q_dim + (size_t)h * hd + i] = ot[(size_t)i * B + t];
-        /* keep the pattern when asked to (ts_session_record_attention) */
-        for (int t = 0; t < n && s->att_record && pos + t < s->rec_len; t++) {
-            int p = pos + t, start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0;
-            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + p) * s->rec_len;
-            for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? att[(size_t)(k - first) * B + t] : 0.0f;
+        if (s->att_record && pos < s->rec_len) { /* keep the pattern for --viz */
+            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + pos) * s->rec_len;
+            for (int t = 0; t < s->rec_len; t++) rec[t] = (t >= start && t <= pos) ? ah[t - start] : 0.0f;
         }
     }
 }
@@ -1985,7 +1941,9 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
                 ts_rope(s, s->q + (size_t)t * q_dim, c->n_heads, pos + t);
                 ts_rope(s, kc + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
             }
-        ts_attention(s, l, pos, n, s->q, s->xb);
+        for (int t = 0; t < n; t++)
+            ts_attention(s, l, pos + t, s->q + (size_t)t * q_dim, s->att + (size_t)t * c->n_heads * s->max_positions,
+                         s->xb + (size_t)t * q_dim);
         ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
         ts_add_bias(s->xb2, ly->bo, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
@@ -2303,8 +2261,6 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         {(void **)&s->hb2, B, hid, 4},
         {(void **)&s->q, B, q_dim, 4},
         {(void **)&s->att, B * H, P, 4},
-        {(void **)&s->qt, B, q_dim, 4},
-        {(void **)&s->ot, B, q_dim, 4},
         {(void **)&s->logits, B, V, 4},
         {(void **)&s->xq, B, widest, 1},
         {(void **)&s->xq_scale, B, widest / gs + 1, 4},
