@@ -2840,7 +2840,8 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
     }
     if (n > rec) n = rec;
     char t[512];
-    ts_escape(t, sizeof t, a->checkpoint, strlen(a->checkpoint), 1);
+    const char *name = strrchr(a->checkpoint, '/') ? strrchr(a->checkpoint, '/') + 1 : a->checkpoint; /* the file's name */
+    ts_escape(t, sizeof t, name, strlen(name), 1);
     fprintf(f,
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
             "<title>Inside %s</title>\n<style>\n"
@@ -2920,8 +2921,9 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
 
     fprintf(f, "<h2>Attention, every layer and head</h2>\n<p class=\"note\">Each map shows, for every token (a row), how "
                "much it attends to each token before it (the columns); darker = more weight (shade follows the square root "
-               "of the weight). A diagonal line: a head looking at the previous token. A dark first column: a head resting "
-               "on the first token. Click a map to enlarge it with the tokens on its axes.</p>\n");
+               "of the weight). A diagonal line: a head looking at the previous token. A vertical stripe: a token many later "
+               "ones look back at (a period, a name). A dark first column: a head resting on the first token. Click a map "
+               "to enlarge it with the tokens on its axes.</p>\n");
     fprintf(f, "<div class=\"grid\" style=\"grid-template-columns:auto repeat(%d,auto)\"><div></div>", H);
     for (int h = 0; h < H; h++) fprintf(f, "<div class=\"h\">head %d</div>", h);
     for (int l = 0; l < L; l++) {
