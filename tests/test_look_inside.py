@@ -102,6 +102,29 @@ class TestStoryExample(unittest.TestCase):
 
 
 @NEED_SHARED
+class TestHeadsExample(unittest.TestCase):
+    """examples/heads reads the recorded attention through the API: one row per head."""
+
+    def test_table(self):
+        if not os.path.exists(TEXT):
+            self.skipTest("no %s" % TEXT)
+        p = subprocess.run([os.path.join(ROOT, "examples", "heads"), MODEL, TOK, TEXT], capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.decode().splitlines()
+        self.assertTrue(lines[0].startswith("512 tokens of "), lines[0])
+        rows = {}
+        for line in lines[2:]:
+            f = line.split()
+            rows[(int(f[0]), int(f[1]))] = [float(x.strip("()")) for x in f[2:7]]
+        self.assertEqual(set(rows), {(l, h) for l in range(5) for h in range(8)})
+        for shares in rows.values():
+            self.assertTrue(all(0.0 <= x <= 1.0 for x in shares), shares)
+        # stories260K's clearest previous-token head, and a head drawn to repeats beyond chance
+        self.assertGreater(rows[(1, 3)][0], 0.5)
+        self.assertGreater(rows[(4, 0)][3], 3 * rows[(4, 0)][4])
+
+
+@NEED_SHARED
 class TestInspect(unittest.TestCase):
     def test_table(self):
         # the prompt: a greedy continuation, so from "time" on each row's top 1 is the next row's token
