@@ -2,7 +2,7 @@
 #   make            the fast binary for this machine (./run)
 #   make portable   a plain -O2 build that runs anywhere (./run-portable)
 #   make test       every test: C suite, API tests, exporter tests, end-to-end checks
-#   make examples   programs that use run.c as a library (examples/story, examples/heads)
+#   make examples   programs that use run.c as a library (examples/hello, story, heads)
 #   make story      download stories15M + tokenizer if missing, tell a story
 #   make asan       sanitizer builds: ./run-asan and the tests (AddressSanitizer + UBSan)
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (needs clang); see fuzz/README.md
@@ -32,7 +32,7 @@ test_all: test_all.c run.c
 
 # Examples build like a user's program would: plain -O2, no -march (valgrind runs them).
 EXAMPLE_CFLAGS ?= -O2 -g
-examples: examples/story examples/heads
+examples: examples/hello examples/story examples/heads
 examples/%: examples/%.c run.c
 	$(CC) $(EXAMPLE_CFLAGS) $(WARN) -o $@ $< -lm
 
@@ -160,5 +160,5 @@ test-valgrind: run-valgrind
 	echo "test-valgrind: stories260K, 64 steps: clean"
 
 clean:
-	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api examples/story examples/heads
+	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api examples/hello examples/story examples/heads
 	rm -rf fuzz/out

@@ -68,6 +68,15 @@ def parse_inspect(stdout):
     return lines[0], rows
 
 
+class TestReadme(unittest.TestCase):
+    def test_hello_is_the_readme_example(self):
+        """The README shows examples/hello.c as it is (docs/README-api.md until it is merged)."""
+        hello = open(os.path.join(ROOT, "examples", "hello.c")).read()
+        docs = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "README-api.md")]
+        found = [d for d in docs if os.path.exists(d) and "```c\n" + hello + "```" in open(d).read()]
+        self.assertTrue(found, "examples/hello.c, verbatim in a ```c block of README.md or docs/README-api.md")
+
+
 @NEED_SHARED
 class TestStoryExample(unittest.TestCase):
     """examples/story uses the library a token at a time; its stdout must be ./run's, byte for byte."""
@@ -81,6 +90,14 @@ class TestStoryExample(unittest.TestCase):
             self.assertEqual(got.returncode, 0, got.stderr)
             self.assertGreater(len(want), 400, "a 256-step story")
             self.assertEqual(got.stdout, want, "examples/story vs ./run for %r" % prompt)
+
+    def test_hello(self):
+        """examples/hello, the README's example, is ./run with its settings."""
+        want, _ = run("-t", "0.8", "-p", "0.9", "-s", "42", "-n", "256", "-i", self.PROMPTS[0])
+        got = subprocess.run([os.path.join(ROOT, "examples", "hello"), MODEL, TOK, self.PROMPTS[0]], capture_output=True,
+                             timeout=120)
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(got.stdout, want)
 
     def test_errors(self):
         p = subprocess.run([STORY, "/nonexistent.bin", TOK, "x"], capture_output=True, timeout=60)
