@@ -14,7 +14,7 @@
  *   4. Sampler            greedy, temperature, top-p; llama2.c's random number generator
  *   5. Generation         generate and chat loops, perplexity, logits
  *   6. Library functions  the API's implementation
- *   7. Command line       ./run MODEL [options]
+ *   7. Command line       ./run MODEL [options]; looking inside: -m inspect, --viz
  *
  * It follows llama2.c's run.c (Karpathy) closely enough that, for the same model,
  * tokenizer, prompt and sampling settings, it prints the same bytes. Everything lives in
@@ -59,7 +59,7 @@
  * one-line message into the caller's ts_error (which may be NULL). Nothing here prints,
  * exits or aborts. A ts_model is read-only once loaded; each ts_session holds the mutable
  * state of one conversation (KV cache, activations, sampler), so sessions on one model
- * may run on different threads at once.
+ * may run on different threads at once. The smallest program: examples/hello.c.
  * ========================================================================== */
 
 enum { TS_OK = 0, TS_E_IO = -1, TS_E_FORMAT = -2, TS_E_NOMEM = -3, TS_E_ARG = -4, TS_E_RANGE = -5 };
@@ -2801,76 +2801,52 @@ static const char *ts_viz_text(const ts_viz *v, int token, char *buf, size_t cap
     return buf;
 }
 
-/* A heatmap of one head: the (n, n) weights as unit squares, one path per shade. Shades
- * follow sqrt(weight), so weak attention still shows; weights under 1/200 stay white. */
-static void ts_viz_heatmap(FILE *f, const float *w, int n, const char *id) {
+/* A heatmap of one head: w (n, n) with rows `stride` apart, drawn as unit squares, one path
+ * per shade. Shades follow sqrt(weight), so weak attention still shows; under 1/200 is white. */
+static void ts_viz_heatmap(FILE *f, const float *w, int n, int stride, const char *id) {
     enum { SHADES = 8 };
     fprintf(f, "<symbol id=\"%s\" viewBox=\"0 0 %d %d\"><use href=\"#future\"/>", id, n, n);
     for (int shade = 1; shade <= SHADES; shade++) {
         int any = 0;
-        for (int q = 0; q < n; q++)
-            for (int k = 0; k <= q;) {
-                int level = (int)ceilf(sqrtf(w[(size_t)q * n + k]) * SHADES - 0.5f);
-                if (w[(size_t)q * n + k] < 0.005f || level != shade) {
-                    k++;
-                    continue;
-                }
-                int run = 1;
-                while (k + run <= q && w[(size_t)q * n + k + run] >= 0.005f &&
-                       (int)ceilf(sqrtf(w[(size_t)q * n + k + run]) * SHADES - 0.5f) == shade)
-                    run++;
+        for (int q = 0; q < n; q++) {
+            const float *row = w + (size_t)q * stride;
+#define TS_SHADE(x) ((x) < 0.005f ? 0 : (int)ceilf(sqrtf(x) * SHADES - 0.5f))
+            for (int k = 0, run; k <= q; k += run) { /* runs of equal shade in the row: one rectangle */
+                for (run = 1; k + run <= q && TS_SHADE(row[k + run]) == TS_SHADE(row[k]); run++) {}
+                if (TS_SHADE(row[k]) != shade) continue;
                 if (!any) fprintf(f, "<path fill=\"#0b3aa8\" fill-opacity=\"%.3f\" d=\"", (double)shade / SHADES), any = 1;
                 fprintf(f, "M%d %dh%dv1h-%dz", k, q, run, run);
-                k += run;
             }
+#undef TS_SHADE
+        }
         if (any) fprintf(f, "\"/>");
     }
     fprintf(f, "</symbol>\n");
 }
 
-static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_args *a, unsigned long long seed) {
-    const ts_config *c = &v->m->config;
-    int L = c->n_layers, H = c->n_heads, rec;
-    const float *att = ts_session_attention(s, &rec);
-    FILE *f = fopen(a->viz_path, "wb");
-    if (!f) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "cannot write %s: %s", a->viz_path, strerror(errno));
-        return ts_die(msg);
-    }
-    if (n > rec) n = rec;
+static const char ts_viz_css[] =
+    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d2330;background:#fff}\n"
+    "h1{font-size:20px;margin:0 0 2px}h2{font-size:16px;margin:22px 0 4px}.note{color:#5b6475;margin:2px 0 8px;max-width:980px}\n"
+    ".story{font:15px/2 ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap;border:1px solid #d8dde6;"
+    "border-radius:6px;padding:8px 12px;max-width:1300px}\n"
+    ".story span{border-radius:3px;padding:1px 0;box-shadow:inset -1px 0 #fff}.story .p{background:#dfe6f3}\n"
+    ".grid{display:grid;gap:6px 8px;align-items:center;justify-items:center;width:max-content}.h{font-size:12px;color:#5b6475}\n"
+    ".grid a{display:block;border:1px solid #c9d0dc;line-height:0;background:#fff}"
+    ".grid a:hover{border-color:#1d4fd7;outline:2px solid #1d4fd7}.grid svg{width:136px;height:136px;display:block}\n"
+    "svg text{font:11px ui-monospace,'DejaVu Sans Mono',monospace;fill:#1d2330}\n"
+    ".big{display:none;position:fixed;inset:0;background:rgba(20,25,35,.55);z-index:9}.big:target{display:block}\n"
+    ".big .box{position:absolute;inset:24px;background:#fff;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column}\n"
+    ".big .bar{display:flex;gap:18px;align-items:baseline;margin-bottom:6px}.big .bar a{color:#1d4fd7;text-decoration:none}\n"
+    ".big .scroll{overflow:auto;flex:1}\n"
+    "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}\n"
+    "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
+    "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
+    ".cand{display:inline-block;min-width:170px;white-space:pre}.cand.c{font-weight:bold}\n"
+    ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}\n";
+
+/* The text, token by token: the prompt blue, generated tokens by how sure the model was. */
+static void ts_viz_story(FILE *f, const ts_viz *v) {
     char t[512];
-    const char *name = strrchr(a->checkpoint, '/') ? strrchr(a->checkpoint, '/') + 1 : a->checkpoint; /* the file's name */
-    ts_escape(t, sizeof t, name, strlen(name), 1);
-    fprintf(f,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            "<title>Inside %s</title>\n<style>\n"
-            "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d2330;background:#fff}\n"
-            "h1{font-size:20px;margin:0 0 2px}h2{font-size:16px;margin:22px 0 4px}.note{color:#5b6475;margin:2px 0 8px;max-width:980px}\n"
-            ".story{font:15px/2 ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap;border:1px solid #d8dde6;"
-            "border-radius:6px;padding:8px 12px;max-width:1300px}\n"
-            ".story span{border-radius:3px;padding:1px 0;box-shadow:inset -1px 0 #fff}.story .p{background:#dfe6f3}\n"
-            ".grid{display:grid;gap:6px 8px;align-items:center;justify-items:center;width:max-content}\n"
-            ".grid .h{font-size:12px;color:#5b6475}\n"
-            ".grid a{display:block;border:1px solid #c9d0dc;line-height:0;background:#fff}.grid a:hover{border-color:#1d4fd7;outline:2px solid #1d4fd7}\n"
-            ".grid svg{width:136px;height:136px;display:block}\n"
-            "svg text{font:11px ui-monospace,'DejaVu Sans Mono',monospace;fill:#1d2330}\n"
-            ".big{display:none;position:fixed;inset:0;background:rgba(20,25,35,.55);z-index:9}.big:target{display:block}\n"
-            ".big .box{position:absolute;inset:24px;background:#fff;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column}\n"
-            ".big .bar{display:flex;gap:18px;align-items:baseline;margin-bottom:6px}.big .bar a{color:#1d4fd7;text-decoration:none}\n"
-            ".big .scroll{overflow:auto;flex:1}\n"
-            "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}\n"
-            "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
-            "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
-            ".cand{display:inline-block;min-width:170px;white-space:pre}\n"
-            ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}.cand.c{font-weight:bold}\n"
-            "</style></head><body>\n",
-            t);
-    fprintf(f, "<h1>Inside %s</h1>\n<p class=\"note\">%d layers &times; %d heads, dim %d, vocabulary %d. ", t, L, H, c->dim,
-            c->vocab_size);
-    if (a->temperature == 0.0f) fprintf(f, "Generated greedily (temperature 0), %d positions.</p>\n", n);
-    else fprintf(f, "Generated with temperature %g, top-p %g, seed %llu, %d positions.</p>\n", (double)a->temperature, (double)a->topp, seed, n);
-    /* the text: prompt tokens shaded blue, generated ones by how sure the model was */
     fprintf(f, "<h2>The text, token by token</h2>\n<p class=\"note\">Blue: the prompt. Generated tokens are shaded by the "
                "probability the model gave them: white = sure, orange = a surprise. Hover for the number.</p>\n<div class=\"story\">");
     for (int i = 0; i < v->n_tokens; i++) {
@@ -2879,33 +2855,32 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
         else
             fprintf(f, "<span style=\"background:rgba(245,140,40,%.2f)\" title=\"%d: p = %.4f\">%s</span>",
                     0.85 * (1.0 - v->chosen_p[i]), i, (double)v->chosen_p[i], t);
-        if (v->tokens[i] >= 0 && t[0] && strstr(t, "\xE2\x86\xB5")) fputc('\n', f); /* a newline token breaks the line */
+        if (strstr(t, "\xE2\x86\xB5")) fputc('\n', f); /* a token with a newline (shown as ↵) ends the line */
     }
     fprintf(f, "</div>\n");
+}
 
-    /* the heatmaps, each drawn once as a symbol, used by its thumbnail and its enlargement;
-     * "future" greys the keys a token cannot see (k > q), a staircase along the diagonal */
+/* Every head's map of the n positions that ran: each drawn once as an SVG symbol, used by a
+ * thumbnail in a grid (layers x heads) and by an enlargement (shown by CSS :target when the
+ * thumbnail's link is followed) with the tokens along its axes. */
+static void ts_viz_maps(FILE *f, const ts_viz *v, const float *att, int rec, int n) {
+    int L = v->m->config.n_layers, H = v->m->config.n_heads;
+    char t[512];
+    /* "future" greys the keys a token cannot see (k > q): a staircase along the diagonal */
     fprintf(f, "<svg width=\"0\" height=\"0\" style=\"position:absolute\"><defs>\n<symbol id=\"future\"><path fill=\"#eef0f4\" d=\"M1 0H%d", n);
     for (int q = n - 1; q >= 1; q--) fprintf(f, "V%dH%d", q, q);
     fprintf(f, "Z\"/></symbol>\n");
     for (int l = 0; l < L; l++)
-        for (int h = 0; h < H; h++) {
-            char id[32];
-            snprintf(id, sizeof id, "m%d_%d", l, h);
-            /* the recording is (L, H, rec, rec): copy the n x n corner that ran */
-            float *w = (float *)malloc((size_t)n * n * sizeof(float));
-            if (!w) break;
-            for (int q = 0; q < n; q++)
-                memcpy(w + (size_t)q * n, att + (((size_t)l * H + h) * rec + q) * rec, (size_t)n * sizeof(float));
-            ts_viz_heatmap(f, w, n, id);
-            free(w);
+        for (int h = 0; h < H; h++) { /* the recording is (L, H, rec, rec); n <= rec positions ran */
+            snprintf(t, sizeof t, "m%d_%d", l, h);
+            ts_viz_heatmap(f, att + ((size_t)l * H + h) * rec * rec, n, rec, t);
         }
-    /* token labels for the enlarged maps: keys along the top, queries down the left */
+    /* token labels for the enlargements: keys along the top, queries down the left */
     int cell = n <= 40 ? 22 : n <= 80 ? 16 : 13, label_w = 0;
     for (int i = 0; i < n; i++) {
         size_t len;
         const char *p = ts_token_text(v->m, v->tokens[i], &len);
-        int w = ts_escape(t, sizeof t, p, len, 1);
+        int w = ts_escape(t, 64, p, len, 1);
         label_w = w > label_w ? w : label_w;
     }
     label_w = (label_w > 16 ? 16 : label_w) * 7 + 12;
@@ -2935,20 +2910,22 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
     }
     fprintf(f, "</div>\n");
     int side = label_w + n * cell + 8;
-    for (int l = 0; l < L; l++)
-        for (int h = 0; h < H; h++) {
-            int prev = l * H + h - 1, next = l * H + h + 1;
-            fprintf(f, "<div class=\"big\" id=\"a%d_%d\"><div class=\"box\"><div class=\"bar\"><b>layer %d, head %d</b>", l, h, l, h);
-            if (prev >= 0) fprintf(f, "<a href=\"#a%d_%d\">&larr; previous</a>", prev / H, prev % H);
-            if (next < L * H) fprintf(f, "<a href=\"#a%d_%d\">next &rarr;</a>", next / H, next % H);
-            fprintf(f, "<a href=\"#\">close &times;</a><span class=\"h\">rows: the token attending; columns: the token attended to</span>"
-                       "</div><div class=\"scroll\"><svg width=\"%d\" height=\"%d\"><use href=\"#keys\"/><use href=\"#queries\"/>"
-                       "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><use href=\"#m%d_%d\" width=\"%d\" height=\"%d\"/>"
-                       "</svg></svg></div></div></div>\n",
-                    side, side, label_w, label_w, n * cell, n * cell, n, n, l, h, n, n);
-        }
+    for (int i = 0; i < L * H; i++) {
+        int l = i / H, h = i % H;
+        fprintf(f, "<div class=\"big\" id=\"a%d_%d\"><div class=\"box\"><div class=\"bar\"><b>layer %d, head %d</b>", l, h, l, h);
+        if (i > 0) fprintf(f, "<a href=\"#a%d_%d\">&larr; previous</a>", (i - 1) / H, (i - 1) % H);
+        if (i + 1 < L * H) fprintf(f, "<a href=\"#a%d_%d\">next &rarr;</a>", (i + 1) / H, (i + 1) % H);
+        fprintf(f, "<a href=\"#\">close &times;</a><span class=\"h\">rows: the token attending; columns: the token attended to</span>"
+                   "</div><div class=\"scroll\"><svg width=\"%d\" height=\"%d\"><use href=\"#keys\"/><use href=\"#queries\"/>"
+                   "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><use href=\"#m%d_%d\" width=\"%d\" height=\"%d\"/>"
+                   "</svg></svg></div></div></div>\n",
+                side, side, label_w, label_w, n * cell, n * cell, n, n, l, h, n, n);
+    }
+}
 
-    /* the candidates before each sampled token */
+/* Before each sampled token: the 5 most likely, with probabilities, the chosen one in bold. */
+static void ts_viz_candidates(FILE *f, const ts_viz *v, const ts_args *a) {
+    char t[512];
     fprintf(f, "<h2 id=\"offered\">What the model offered</h2>\n<p class=\"note\">Before each generated token, the 5 tokens the model found "
                "most likely and their probabilities: its softmax at temperature 1, before sampling (the draw used temperature "
                "%g and top-p %g). The chosen token is in bold.</p>\n<table><tr><th>pos</th><th>chosen</th><th>p</th><th>top 5</th></tr>\n",
@@ -2965,11 +2942,33 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
         }
         fprintf(f, "</td></tr>\n");
     }
-    fprintf(f, "</table>\n</body></html>\n");
-    if (fclose(f) != 0) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "cannot write %s: %s", a->viz_path, strerror(errno));
-        return ts_die(msg);
+    fprintf(f, "</table>\n");
+}
+
+/* The page: one self-contained HTML file (inline CSS and SVG, no script, nothing fetched). */
+static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_args *a, unsigned long long seed) {
+    const ts_config *c = &v->m->config;
+    int rec;
+    const float *att = ts_session_attention(s, &rec);
+    FILE *f = fopen(a->viz_path, "wb");
+    char t[512];
+    if (f) {
+        const char *name = strrchr(a->checkpoint, '/') ? strrchr(a->checkpoint, '/') + 1 : a->checkpoint; /* the file's name */
+        ts_escape(t, sizeof t, name, strlen(name), 1);
+        fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>Inside %s</title>\n<style>\n%s</style>"
+                   "</head><body>\n<h1>Inside %s</h1>\n<p class=\"note\">%d layers &times; %d heads, dim %d, vocabulary %d. ",
+                t, ts_viz_css, t, c->n_layers, c->n_heads, c->dim, c->vocab_size);
+        if (n > rec) n = rec;
+        if (a->temperature == 0.0f) fprintf(f, "Generated greedily (temperature 0), %d positions.</p>\n", n);
+        else fprintf(f, "Generated with temperature %g, top-p %g, seed %llu, %d positions.</p>\n", (double)a->temperature, (double)a->topp, seed, n);
+        ts_viz_story(f, v);
+        ts_viz_maps(f, v, att, rec, n);
+        ts_viz_candidates(f, v, a);
+        fprintf(f, "</body></html>\n");
+    }
+    if (!f || fclose(f) != 0) {
+        snprintf(t, sizeof t, "cannot write %.400s: %s", a->viz_path, strerror(errno));
+        return ts_die(t);
     }
     return 0;
 }
