@@ -47,9 +47,31 @@
 #endif
 #ifdef _OPENMP
 #include <omp.h>
+#define TS_PRAGMA(x) _Pragma(#x)
 #define TS_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* Threads only when the loop has enough work to pay for starting them (a few microseconds). */
+#define TS_PARALLEL_FOR_IF(cond) TS_PRAGMA(omp parallel for schedule(static) if (cond))
 #else
 #define TS_PARALLEL_FOR
+#define TS_PARALLEL_FOR_IF(cond)
+#endif
+/* SIMD kernels: at most one path per instruction set, picked at compile time (-march=native
+ * picks this machine's); without one, or with -DTS_PLAIN_KERNELS (the benchmark's
+ * llama2.c-like baseline), the plain loops run everywhere. */
+#if !defined(TS_PLAIN_KERNELS) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__)
+#define TS_AVX512 1
+#include <immintrin.h>
+#elif !defined(TS_PLAIN_KERNELS) && defined(__AVX2__) && defined(__FMA__)
+#define TS_AVX2 1
+#include <immintrin.h>
+#endif
+#if defined(__GNUC__)
+#define TS_INLINE static inline __attribute__((always_inline))
+#define TS_MAYBE_UNUSED __attribute__((unused))
+#else
+#define TS_INLINE static inline
+#define TS_MAYBE_UNUSED
 #endif
 
 /* ==========================================================================
@@ -959,10 +981,17 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
         }
 }
 
+/* One Q8_0 group's contribution to an output: its exact integer dot product, scaled by the
+ * weights' and the activations' group scales (llama2.c's runq). Shared by the plain and the
+ * fast kernels so that both round it the same way. */
+TS_INLINE float ts_q8_step(float val, int32_t ival, float w_scale, float x_scale) {
+    return val + (float)ival * w_scale * x_scale;
+}
+
 /* out (n, rows) = x (n, cols) · W^T, the plain loops: one dot product per output, summed
  * left to right in float (Q8_0: integer sums per group, scaled). This is the reference
- * every faster kernel is tested against. */
-static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+ * every faster kernel is tested against, and what runs where no SIMD path exists. */
+TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = w->type == TS_Q8_0 ? ts_groups(cols, gs) : 0;
     TS_PARALLEL_FOR
     for (int i = 0; i < rows; i++) {
@@ -982,7 +1011,7 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
                 for (int g = 0; g < groups; g++) {
                     int32_t ival = 0;
                     for (int k = g * gs; k < cols && k < (g + 1) * gs; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
-                    val += (float)ival * ws[g] * xst[g];
+                    val = ts_q8_step(val, ival, ws[g], xst[g]);
                 }
             }
             out[(size_t)t * rows + i] = val;
@@ -990,10 +1019,195 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
     }
 }
 
+/* ---- fast kernels ------------------------------------------------------------------
+ * ts_matmul_fast computes what ts_matmul_plain computes, arranged for the machine:
+ *  - Tiles of 4 rows x 4 tokens: each weight loaded serves 4 tokens of a prompt block and
+ *    each activation loaded serves 4 rows (generating, n = 1: tiles of 4 rows x 1 token).
+ *    A block of 32 prompt tokens thus reads each weight from memory once, not 32 times.
+ *  - f32 and bf16 in SIMD lanes: lane l of an accumulator (16 lanes with AVX-512, 8 with
+ *    AVX2) sums the products at j = l, l + LANES, l + 2 LANES, ... in order with fused
+ *    multiply-adds, then the lanes are added in a fixed tree. That order differs from the
+ *    plain loop's left to right (results differ in the last bits, well inside what any
+ *    test tolerates), but each output is summed in the same order whatever tile, block
+ *    size or thread computes it: a prompt run in blocks gives the bits of token-by-token
+ *    decoding, with any number of threads.
+ *  - bf16 weights widen to f32 exactly (a 16-bit shift) and multiply the f32 activations,
+ *    so bf16 files lose nothing beyond their own rounding. (AVX-512 BF16's dot product
+ *    instruction would also round the activations to bf16: we do not use it.)
+ *  - Q8_0: integer dot products per group (AVX-512 VNNI vpdpbusd, AVX2 vpmaddubsw) give
+ *    the plain loop's int32 sums exactly; the float update per group is ts_q8_step in the
+ *    same order. Q8_0 results are the plain loop's, bit for bit.
+ * Each instruction set supplies a few small helpers (load, multiply-add, sum the lanes);
+ * the tiles are written once on top of them.
+ * ------------------------------------------------------------------------------------ */
+#if defined(TS_AVX512)
+#define TS_LANES 16                   /* floats per vector */
+#define TS_QCHUNK 64                  /* int8 values per vector */
+typedef __m512 ts_vf;
+typedef __m512i ts_vi;
+typedef struct { __m512i mag; __mmask64 neg; } ts_qw; /* |w| and where w < 0 */
+TS_INLINE ts_vf ts_vf_zero(void) { return _mm512_setzero_ps(); }
+TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm512_fmadd_ps(a, b, acc); }
+TS_INLINE float ts_vf_sum(ts_vf v) { return _mm512_reduce_add_ps(v); }
+/* `count` (<= TS_LANES) floats from p, zeros after */
+TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
+    return count == TS_LANES ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), p);
+}
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the bits go up 16 places */
+    __m256i h = count == TS_LANES ? _mm256_loadu_si256((const __m256i *)p)
+                                  : _mm256_maskz_loadu_epi16((__mmask16)((1u << count) - 1), p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+TS_INLINE ts_vi ts_vi_zero(void) { return _mm512_setzero_si512(); }
+TS_INLINE int32_t ts_vi_sum(ts_vi v) { return _mm512_reduce_add_epi32(v); }
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
+}
+TS_INLINE ts_qw ts_load_qw(const int8_t *p, int count) {
+    ts_vi w = ts_load_i8(p, count);
+    ts_qw q = {_mm512_abs_epi8(w), _mm512_movepi8_mask(w)};
+    return q;
+}
+/* acc (16 x int32) += sums of 4 products w * x: vpdpbusd multiplies unsigned by signed
+ * bytes, so it gets |w| and x with w's sign. */
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_qw w, ts_vi x) {
+    return _mm512_dpbusd_epi32(acc, w.mag, _mm512_mask_sub_epi8(x, w.neg, _mm512_setzero_si512(), x));
+}
+#elif defined(TS_AVX2)
+#define TS_LANES 8
+#define TS_QCHUNK 32
+typedef __m256 ts_vf;
+typedef __m256i ts_vi;
+typedef struct { __m256i mag, sign; } ts_qw; /* |w| and w */
+TS_INLINE ts_vf ts_vf_zero(void) { return _mm256_setzero_ps(); }
+TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm256_fmadd_ps(a, b, acc); }
+TS_INLINE float ts_vf_sum(ts_vf v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
+    if (count == TS_LANES) return _mm256_loadu_ps(p);
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
+}
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) {
+    uint16_t part[TS_LANES] = {0};
+    if (count < TS_LANES) memcpy(part, p, (size_t)count * 2), p = part;
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+TS_INLINE ts_vi ts_vi_zero(void) { return _mm256_setzero_si256(); }
+TS_INLINE int32_t ts_vi_sum(ts_vi v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    int8_t part[TS_QCHUNK] = {0};
+    if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+TS_INLINE ts_qw ts_load_qw(const int8_t *p, int count) {
+    ts_vi w = ts_load_i8(p, count);
+    ts_qw q = {_mm256_abs_epi8(w), w};
+    return q;
+}
+/* acc (8 x int32) += sums of 4 products w * x. vpmaddubsw multiplies unsigned by signed
+ * bytes into pairwise int16 sums: |w| <= 128 and |x| <= 127 keep them below 32767. */
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_qw w, ts_vi x) {
+    __m256i pairs = _mm256_maddubs_epi16(w.mag, _mm256_sign_epi8(x, w.sign));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+#endif
+
+#if defined(TS_AVX512) || defined(TS_AVX2)
+/* out (n, rows) at rows i0..i0+NR-1, tokens t0..t0+NT-1 (NR, NT <= 4), f32 or bf16 weights. */
+TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int i0, int t0, int NR, int NT) {
+    int rows = w->rows, cols = w->cols, bf16 = w->type == TS_BF16;
+    ts_vf acc[4][4], wv[4], xv[4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = ts_vf_zero();
+    for (int j = 0; j < cols; j += TS_LANES) {
+        int count = cols - j < TS_LANES ? cols - j : TS_LANES;
+        for (int r = 0; r < NR; r++) {
+            size_t at = (size_t)(i0 + r) * cols + j;
+            wv[r] = bf16 ? ts_load_bf16((const uint16_t *)w->data + at, count) : ts_load_f32((const float *)w->data + at, count);
+        }
+        for (int t = 0; t < NT; t++) xv[t] = ts_load_f32(x + (size_t)(t0 + t) * cols + j, count);
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_fma(wv[r], xv[t], acc[r][t]);
+    }
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = ts_vf_sum(acc[r][t]);
+}
+
+/* The same tile for Q8_0 weights against quantized activations xq (n, cols), xs (n, groups). */
+TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t0, int NR, int NT) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
+    const int8_t *wq = (const int8_t *)w->data;
+    float val[4][4];
+    ts_vi acc[4][4], xv[4];
+    ts_qw wv[4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) val[r][t] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        int start = g * gs, len = cols - start < gs ? cols - start : gs;
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_zero();
+        for (int k = start; k < start + len; k += TS_QCHUNK) {
+            int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
+            for (int r = 0; r < NR; r++) wv[r] = ts_load_qw(wq + (size_t)(i0 + r) * cols + k, count);
+            for (int t = 0; t < NT; t++) xv[t] = ts_load_i8(xq + (size_t)(t0 + t) * cols + k, count);
+            for (int r = 0; r < NR; r++)
+                for (int t = 0; t < NT; t++) acc[r][t] = ts_qdot(acc[r][t], wv[r], xv[t]);
+        }
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++)
+                val[r][t] = ts_q8_step(val[r][t], ts_vi_sum(acc[r][t]), w->scale[(size_t)(i0 + r) * groups + g],
+                                       xs[(size_t)(t0 + t) * groups + g]);
+    }
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = val[r][t];
+}
+
+TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int i0,
+                       int t0, int NR, int NT) {
+    if (w->type == TS_Q8_0) ts_tile_q8(out, w, xq, xs, i0, t0, NR, NT);
+    else ts_tile_float(out, w, x, i0, t0, NR, NT);
+}
+
+/* Below this many multiply-adds a matmul runs on one thread: starting threads costs more. */
+#define TS_PARALLEL_MIN_WORK 65536.0
+
+/* out (n, rows) = x (n, cols) · W^T in tiles; the tiles of 4 rows are shared out to threads. */
+static void ts_matmul_fast(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+    int rows = w->rows, tiles = (rows + 3) / 4;
+    TS_PARALLEL_FOR_IF((double)rows * w->cols * n >= TS_PARALLEL_MIN_WORK)
+    for (int tile = 0; tile < tiles; tile++) {
+        int i0 = 4 * tile;
+        if (i0 + 4 <= rows) {
+            int t = 0;
+            for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i0, t, 4, 4);
+            for (; t < n; t++) ts_tile(out, x, xq, xs, w, i0, t, 4, 1);
+        } else /* the last rows, one at a time */
+            for (int i = i0; i < rows; i++) {
+                int t = 0;
+                for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i, t, 1, 4);
+                for (; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 1, 1);
+            }
+    }
+}
+#endif
+
 /* out (n, rows) = x (n, cols) · W^T. Q8_0 first quantizes x into the session's buffers. */
 static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
     if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
+#if defined(TS_AVX512) || defined(TS_AVX2)
+    ts_matmul_fast(out, x, s->xq, s->xq_scale, w, n);
+#else
     ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n);
+#endif
 }
 
 static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
