@@ -1060,6 +1060,14 @@ TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the
 }
 TS_INLINE ts_vi ts_vi_zero(void) { return _mm512_setzero_si512(); }
 TS_INLINE int32_t ts_vi_sum(ts_vi v) { return _mm512_reduce_add_epi32(v); }
+/* The lane sums of four vectors at once (a transposing add tree): out[k] = sum of v[k]. */
+TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) {
+    __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+    __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+    __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
 }
@@ -1102,6 +1110,10 @@ TS_INLINE int32_t ts_vi_sum(ts_vi v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) { /* out[k] = sum of the lanes of v[k] */
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
 }
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     int8_t part[TS_QCHUNK] = {0};
@@ -1147,6 +1159,7 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
     const int8_t *wq = (const int8_t *)w->data;
     float val[4][4];
+    int32_t isum[4][4];
     ts_vi acc[4][4], xv[4];
     ts_qw wv[4];
     for (int r = 0; r < NR; r++)
@@ -1162,9 +1175,19 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
             for (int r = 0; r < NR; r++)
                 for (int t = 0; t < NT; t++) acc[r][t] = ts_qdot(acc[r][t], wv[r], xv[t]);
         }
+        if (NT == 4) /* sum the lanes, four vectors at once where there are four */
+            for (int r = 0; r < NR; r++) ts_vi_sum4(acc[r], isum[r]);
+        else if (NR == 4 && NT == 1) {
+            ts_vi column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
+            int32_t sums[4];
+            ts_vi_sum4(column, sums);
+            for (int r = 0; r < 4; r++) isum[r][0] = sums[r];
+        } else
+            for (int r = 0; r < NR; r++)
+                for (int t = 0; t < NT; t++) isum[r][t] = ts_vi_sum(acc[r][t]);
         for (int r = 0; r < NR; r++)
             for (int t = 0; t < NT; t++)
-                val[r][t] = ts_q8_step(val[r][t], ts_vi_sum(acc[r][t]), w->scale[(size_t)(i0 + r) * groups + g],
+                val[r][t] = ts_q8_step(val[r][t], isum[r][t], w->scale[(size_t)(i0 + r) * groups + g],
                                        xs[(size_t)(t0 + t) * groups + g]);
     }
     for (int r = 0; r < NR; r++)
@@ -1841,7 +1864,7 @@ static void ts_usage(FILE *f) {
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
             "  -m <string> mode: generate|chat|tokenize|logits|ppl, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
-            "  -f <file>   text file for -m ppl\n"
+            "  -f <file>   text file for -m ppl, or to encode with -m tokenize\n"
             "  --ids <file> --out <file>  token ids in, float32 logits out, for -m logits\n");
 }
 
@@ -2001,19 +2024,29 @@ static int ts_run_chat(ts_session *s, const ts_args *a, unsigned long long seed)
     return 0;
 }
 
+static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len);
+
+/* Prints the ids of the -i text, or of the file given with -f (too long for a command line). */
 static int ts_run_tokenize(const ts_model *m, const ts_args *a) {
-    const char *text = a->prompt ? a->prompt : "";
-    size_t len = strlen(text);
-    int *ids = (int *)malloc((len + 3) * sizeof(int)), n = 0;
+    char msg[512];
+    size_t len;
+    char *file = a->text_path ? ts_slurp(a->text_path, &len, msg, sizeof msg) : NULL;
+    if (a->text_path && !file) return ts_die(msg);
+    const char *text = file ? file : a->prompt ? a->prompt : "";
+    if (!file) len = strlen(text);
+    int *ids = len < (size_t)INT_MAX / 4 - 3 ? (int *)malloc((len + 3) * sizeof(int)) : NULL, n = 0;
     ts_error err = {0, ""};
-    if (!ids) return ts_die("out of memory");
+    if (!ids) {
+        free(file);
+        return ts_die("out of memory");
+    }
     if (ts_encode(m, text, len, 0, ids, (int)len + 3, &n, &err)) {
-        free(ids);
+        free(ids), free(file);
         return ts_die(err.msg);
     }
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
-    free(ids);
+    free(ids), free(file);
     return 0;
 }
 
