@@ -12,7 +12,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-kernels test-py test-e2e story bench clean
+.PHONY: all portable test test-c test-speed test-py test-e2e story bench clean
 all: run
 
 run: run.c
@@ -25,24 +25,29 @@ portable: run-portable
 test_all: test_all.c run.c
 	$(CC) -O2 -g $(OPENMP) $(WARN) -o $@ test_all.c -lm
 
-test: test-c test-kernels test-py
+test: test-c test-speed test-py
 	@echo "make test: all suites passed"
 
 test-c: test_all run
 	SHARED=$(SHARED) ./test_all
 
 # the fast kernels against the plain loops, built as the fast binary is
-test_kernels: tests/test_kernels.c run.c
-	$(CC) $(CFLAGS) $(WARN) -o $@ tests/test_kernels.c -lm
+test_speed: tests/test_speed.c run.c
+	$(CC) $(CFLAGS) $(WARN) -o $@ tests/test_speed.c -lm
 
-test-kernels: test_kernels bench/gen
-	SHARED=$(SHARED) ./test_kernels
+test-speed: test_speed bench/gen
+	SHARED=$(SHARED) ./test_speed
 
 bench/gen: bench/gen.c
 	$(CC) -O2 $(WARN) -o $@ bench/gen.c -lm
 
 test-py:
 	SHARED=$(abspath $(SHARED)) $(PYTHON) -m unittest discover -s tests -p 'test_*.py' -v
+
+# Speed: fast kernels vs the plain loops, random-weight models at the TinyStories shapes
+# (writes about 2 GB of models into bench/out/models once; under 10 minutes).
+bench:
+	CC="$(CC)" CFLAGS="$(CFLAGS)" SHARED="$(SHARED)" bench/bench.sh
 
 # A first story: stories15M (Karpathy's tinyllamas) and the Llama 2 tokenizer.
 STORY_MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin
@@ -61,4 +66,4 @@ story: run
 	./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
 
 clean:
-	rm -f run run-portable test_all test_kernels bench/gen
+	rm -f run run-portable test_all test_speed bench/gen

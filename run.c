@@ -270,6 +270,7 @@ typedef struct {
     short *byte_value;          /* (vocab_size) byte a "<0xXX>" token stands for, or -1 */
     int byte_token[256];        /* id of the token for a single byte, or -1 */
     int *hash;                  /* open addressing: piece bytes -> id, -1 = empty */
+    unsigned char *pair_seen;   /* (65536 bits) byte pairs (a, b) that occur as "ab" in a piece */
     size_t hash_mask;
     int bos_id, eos_id, space_id;
     unsigned char byte_text[512]; /* byte b as a NUL-terminated string at 2*b */
@@ -770,6 +771,13 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
     int rc = ts_build_hash(t, err);
     if (rc) return rc;
     t->space_id = ts_lookup2(t, " ", 1, "", 0);
+    t->pair_seen = (unsigned char *)calloc(65536 / 8, 1);
+    if (!t->pair_seen) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    for (int id = 0; id < n; id++)
+        for (int i = 0; i + 1 < t->piece_len[id]; i++) {
+            unsigned pair = (unsigned char)t->piece[id][i] << 8 | (unsigned char)t->piece[id][i + 1];
+            t->pair_seen[pair >> 3] |= (unsigned char)(1u << (pair & 7));
+        }
     return TS_OK;
 }
 
@@ -842,21 +850,35 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
             }
         i = j;
     }
-    for (int i = 0; i < n_sym; i++) sym[i].prev = i - 1, sym[i].next = i + 1 < n_sym ? i + 1 : -1;
-    for (int i = 0; i + 1 < n_sym; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
-    while (n_heap > 0) {
-        ts_pair p = ts_heap_pop(heap, &n_heap);
-        int left = p.left, right = sym[left].next;
-        /* stale entries: the left symbol was merged away or either side changed */
-        if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
-        sym[left].id = p.merged;
-        sym[left].next = sym[right].next;
-        if (sym[right].next >= 0) sym[sym[right].next].prev = left;
-        sym[right].id = -1;
-        if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
-        ts_push_candidate(t, sym, left, heap, &n_heap);
+    /* No merge can join two neighbouring symbols if the last byte of the left one's piece
+     * and the first byte of the right one's never stand next to each other in any piece
+     * (for Llama 2, e.g., a letter followed by a space). The text is cut at such places
+     * and each part merged on its own: merges in one part never change the candidates of
+     * another, so the result is that of one heap over the whole text, and the small heaps
+     * stay in cache. */
+    for (int first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
+        for (; end < n_sym; end++) {
+            int a = sym[end - 1].id, b = sym[end].id;
+            if (t->piece_len[a] == 0 || t->piece_len[b] == 0) continue;
+            unsigned pair = (unsigned char)t->piece[a][t->piece_len[a] - 1] << 8 | (unsigned char)t->piece[b][0];
+            if (!(t->pair_seen[pair >> 3] & (1u << (pair & 7)))) break;
+        }
+        for (int i = first; i < end; i++) sym[i].prev = i > first ? i - 1 : -1, sym[i].next = i + 1 < end ? i + 1 : -1;
+        for (int i = first; i + 1 < end; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
+        while (n_heap > 0) {
+            ts_pair p = ts_heap_pop(heap, &n_heap);
+            int left = p.left, right = sym[left].next;
+            /* stale entries: the left symbol was merged away or either side changed */
+            if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
+            sym[left].id = p.merged;
+            sym[left].next = sym[right].next;
+            if (sym[right].next >= 0) sym[sym[right].next].prev = left;
+            sym[right].id = -1;
+            if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
+            ts_push_candidate(t, sym, left, heap, &n_heap);
+        }
+        for (int i = first; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
     }
-    for (int i = 0; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
     free(sym);
     free(heap);
     return n;
@@ -893,6 +915,7 @@ static void ts_tokenizer_free(ts_tokenizer *t) {
     free(t->score);
     free(t->byte_value);
     free(t->hash);
+    free(t->pair_seen);
     free(t->owned);
     memset(t, 0, sizeof *t);
 }

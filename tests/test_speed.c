@@ -1,6 +1,6 @@
-/* test_kernels.c -- the fast kernels against the plain loops, and the exactness rules.
+/* test_speed.c -- the fast paths against the plain ones, and the exactness rules.
  *
- * Built with the fast build's flags (make test-kernels), so the SIMD path of this machine
+ * Built with the fast build's flags (make test-speed), so the SIMD path of this machine
  * is the one tested. Checks:
  *  1. ts_matmul_fast against ts_matmul_plain for f32, bf16 and Q8_0 at awkward shapes
  *     (tails shorter than a vector, ragged Q8_0 groups, groups longer than a vector):
@@ -10,6 +10,9 @@
  *  3. Whole models: logits of a sequence run as one batched call equal those of the same
  *     tokens run one at a time, bit for bit (random f32 / bf16 / Q8_0 Llama and GPT-Neo
  *     models written by bench/gen, and stories260K when ../shared is there).
+ *  4. The SentencePiece encoder, which merges the parts of a text between places no merge
+ *     can cross separately, gives the ids of one merge over the whole text (Llama 2
+ *     tokenizer, TinyStories text and odd strings, when ../shared is there).
  */
 #define RUN_NO_MAIN
 #include "../run.c"
@@ -155,6 +158,51 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
     ts_model_free(m);
 }
 
+/* Encoding with the cuts == encoding with none (every byte pair marked as seen). */
+static void test_tokenizer_cuts(const char *shared) {
+    char tok[512], text_path[512];
+    snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", shared);
+    snprintf(text_path, sizeof text_path, "%s/data/tinystories-valid-head.txt", shared);
+    FILE *f = fopen(text_path, "rb");
+    if (!f) {
+        printf("SKIP tokenizer cut check: %s not found (set SHARED)\n", text_path);
+        return;
+    }
+    /* a model that is only its tokenizer */
+    ts_model *m = calloc(1, sizeof(ts_model));
+    ts_config c = {0};
+    c.vocab_size = 32000, c.bos_id = 1, c.eos_id = 2;
+    static unsigned char tok_data[1 << 20];
+    FILE *tf = fopen(tok, "rb");
+    size_t tok_size = tf ? fread(tok_data, 1, sizeof tok_data, tf) : 0;
+    if (tf) fclose(tf);
+    ts_error err = {0, ""};
+    CHECK(tok_size > 0 && ts_tokenizer_init(&m->tokenizer, TS_TOK_SENTENCEPIECE, tok_data, tok_size, &c, &err) == 0,
+          "llama2 tokenizer %s: %s", tok, err.msg);
+    m->config = c;
+    static char text[200000];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    const char *odd[] = {"  two  spaces  ", "tab\there", "ünïcödé ✓ 😀", "\n\nnew lines\n", "a", " ", "", "<0x41>b", "x\x01y\xff"};
+    int *cut = malloc((len + 3) * sizeof(int)), *whole = malloc((len + 3) * sizeof(int));
+    for (size_t k = 0; k <= sizeof odd / sizeof odd[0]; k++) {
+        const char *s = k < sizeof odd / sizeof odd[0] ? odd[k] : text;
+        size_t n = k < sizeof odd / sizeof odd[0] ? strlen(s) : len;
+        int n_cut = 0, n_whole = 0;
+        unsigned char saved[65536 / 8];
+        ts_encode(m, s, n, 1, cut, (int)len + 3, &n_cut, &err);
+        memcpy(saved, m->tokenizer.pair_seen, sizeof saved);
+        memset(m->tokenizer.pair_seen, 0xff, sizeof saved); /* no place to cut */
+        ts_encode(m, s, n, 1, whole, (int)len + 3, &n_whole, &err);
+        memcpy(m->tokenizer.pair_seen, saved, sizeof saved);
+        CHECK(n_cut == n_whole && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
+              "tokenizer: cutting the text changes its ids (%d vs %d ids) for text %d", n_cut, n_whole, (int)k);
+    }
+    free(cut), free(whole);
+    ts_tokenizer_free(&m->tokenizer);
+    free(m);
+}
+
 int main(void) {
 #if defined(TS_AVX512) || defined(TS_AVX2)
     printf("SIMD path: %s\n",
@@ -182,7 +230,7 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof gen / sizeof gen[0]; i++) {
         char path[256], cmd[512];
-        snprintf(path, sizeof path, "/tmp/test_kernels_%d_%s.bin", (int)getpid(), gen[i][1]);
+        snprintf(path, sizeof path, "/tmp/test_speed_%d_%s.bin", (int)getpid(), gen[i][1]);
         snprintf(cmd, sizeof cmd, "bench/gen %s %s", path, gen[i][0]);
         if (system(cmd) != 0) {
             CHECK(0, "cannot run %s (build bench/gen first: make bench/gen)", cmd);
@@ -201,6 +249,7 @@ int main(void) {
         test_blocks_equal_tokens(model, tok, 100);
     } else
         printf("SKIP stories260K block-vs-token check: %s not found (set SHARED)\n", model);
-    printf("test_kernels: %d checks, %d failed\n", checks, failures);
+    test_tokenizer_cuts(shared);
+    printf("test_speed: %d checks, %d failed\n", checks, failures);
     return failures != 0;
 }

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# bench/bench.sh -- `make bench`: tokens per second of run.c's fast kernels against its own
+# plain loops (the llama2.c-equivalent baseline), measured side by side in one run.
+#
+#   make bench                      (or: CC=cc CFLAGS="-O3 -march=native -fopenmp" bench/bench.sh)
+#   RUNS=3 THREADS="1 2" bench/bench.sh
+#   BASELINE_CFLAGS="-Ofast -march=native -fopenmp" bench/bench.sh    (baseline built as llama2.c's runomp)
+#
+# Random-weight models at the published TinyStories shapes are written by bench/gen into
+# bench/out/models (once; about 2 GB). Two binaries are built from run.c with the same
+# compiler and flags: the fast one (./run), and the baseline with -DTS_PLAIN_KERNELS
+# -DTS_BATCH=1: plain matrix-vector loops, prompts one token at a time, as llama2.c does.
+# Each measurement is the median of several runs. Results: stdout and bench/out/bench.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CC=${CC:-cc}
+CFLAGS=${CFLAGS:--O3 -march=native -fopenmp}
+BASELINE_CFLAGS=${BASELINE_CFLAGS:-$CFLAGS}
+SHARED=${SHARED:-../shared}
+RUNS=${RUNS:-5}
+THREADS=${THREADS:-1 2}
+OUT=bench/out
+MODELS=$OUT/models
+mkdir -p "$MODELS"
+start_time=$(date +%s)
+
+echo "building: $CC $CFLAGS (fast), $CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1 (baseline)"
+$CC -O2 -Wall -Wextra -o bench/gen bench/gen.c -lm
+$CC $CFLAGS -Wall -Wextra -o "$OUT/run-fast" run.c -lm
+$CC $BASELINE_CFLAGS -Wall -Wextra -DTS_PLAIN_KERNELS -DTS_BATCH=1 -o "$OUT/run-baseline" run.c -lm
+$CC $CFLAGS -Wall -Wextra -o "$OUT/bandwidth" bench/bandwidth.c
+
+# name | gen arguments | decode steps | baseline runs (the baseline is slow on big models)
+MODEL_LIST=(
+  "15M-f32|f32 llama 288 768 6 6 32000 256|256|$RUNS"
+  "15M-q8_0|q8_0 llama 288 768 6 6 32000 256|256|$RUNS"
+  "42M-f32|f32 llama 512 1376 8 8 32000 1024|128|3"
+  "42M-q8_0|q8_0 llama 512 1376 8 8 32000 1024|128|3"
+  "110M-f32|f32 llama 768 2048 12 12 32000 1024|64|3"
+  "110M-q8_0|q8_0 llama 768 2048 12 12 32000 1024|64|3"
+  "110M-bf16|bf16 llama 768 2048 12 12 32000 1024|64|3"
+  "neo-1M-f32|f32 gptneo 64 256 8 16 50257 2048 256|256|$RUNS"
+  "neo-33M-f32|f32 gptneo 768 3072 4 16 50257 2048 256|128|3"
+)
+for spec in "${MODEL_LIST[@]}"; do
+  IFS='|' read -r name args _ _ <<<"$spec"
+  if [ ! -s "$MODELS/$name.bin" ]; then
+    echo "writing $MODELS/$name.bin"
+    bench/gen "$MODELS/$name.bin.part" $args && mv "$MODELS/$name.bin.part" "$MODELS/$name.bin"
+  fi
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+
+# A prompt of exactly 255 tokens for the synthetic tokenizer: " a" is one token.
+PROMPT=$(printf 'a%.0s ' $(seq 255))
+PROMPT=${PROMPT% }
+
+# decode BIN MODEL STEPS THREADS -> "tok/s maxrss_kb" of one run (generated tokens only)
+decode() {
+  local err
+  err=$(OMP_NUM_THREADS=$4 /usr/bin/time -f 'maxrss %M' "$1" "$2" -t 0 -n "$3" -i "Once upon a time" 2>&1 >/dev/null)
+  echo "$(sed -n 's/.*generated: .* (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err") $(sed -n 's/^maxrss //p' <<<"$err")"
+}
+# prefill BIN MODEL THREADS -> prompt tok/s of one run (255 prompt tokens)
+prefill() {
+  OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: .* (\([0-9.]*\) tok\/s).*/\1/p'
+}
+
+decode_rows=() prefill_rows=()
+declare -A fast_rate base_rate
+for spec in "${MODEL_LIST[@]}"; do
+  IFS='|' read -r name _ steps base_runs <<<"$spec"
+  model="$MODELS/$name.bin"
+  size=$(stat -c %s "$model")
+  for th in $THREADS; do
+    fast=() base=() rss=0 pf=() pb=()
+    for ((r = 0; r < RUNS; r++)); do
+      read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
+      fast+=("$rate")
+      [ "${kb:-0}" -gt "$rss" ] && rss=$kb
+      pf+=("$(prefill "$OUT/run-fast" "$model" "$th")")
+    done
+    for ((r = 0; r < base_runs; r++)); do
+      read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$steps" "$th")
+      base+=("$rate")
+    done
+    for ((r = 0; r < (base_runs < 3 ? base_runs : 3) && steps >= 255; r++)); do
+      pb+=("$(prefill "$OUT/run-baseline" "$model" "$th")")
+    done
+    f=$(printf '%s\n' "${fast[@]}" | median)
+    b=$(printf '%s\n' "${base[@]}" | median)
+    fast_rate[$name/$th]=$f
+    base_rate[$name/$th]=$b
+    row="| $name | $th | $f | $b | $(ratio "$f" "$b")x | $(mib "$size") | $(mib $((rss * 1024))) |"
+    decode_rows+=("$row")
+    echo "decode  $row"
+    pfm=$(printf '%s\n' "${pf[@]}" | median)
+    # The baseline runs a prompt token by token, as it decodes: where its prompt was not
+    # measured (big models, to save time) its decode rate stands in.
+    if [ ${#pb[@]} -gt 0 ]; then pbm=$(printf '%s\n' "${pb[@]}" | median); else pbm="$b*"; fi
+    row="| $name | $th | $pfm | $pbm | $(ratio "$pfm" "${pbm%\*}")x |"
+    prefill_rows+=("$row")
+    echo "prefill $row"
+  done
+done
+
+# tokenizer: 1 MB of TinyStories text (or of generated words without ../shared) through
+# the Llama 2 tokenizer, wall time of the whole command (load + encode + print ids)
+TEXT=$OUT/text-1MB.txt
+tok_row="(skipped: $SHARED/models/llama2-tokenizer.bin not found)"
+if [ -s "$SHARED/models/llama2-tokenizer.bin" ]; then
+  if [ -s "$SHARED/data/tinystories-valid-head.txt" ]; then
+    while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do cat "$SHARED/data/tinystories-valid-head.txt" >>"$TEXT"; done
+  else
+    while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do echo "Once upon a time there was a little girl who liked to play in the park." >>"$TEXT"; done
+  fi
+  head -c 1000000 "$TEXT" >"$TEXT.1" && mv "$TEXT.1" "$TEXT"
+  times=()
+  for ((r = 0; r < RUNS; r++)); do
+    t0=$(date +%s.%N)
+    n_ids=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -z "$SHARED/models/llama2-tokenizer.bin" -m tokenize -f "$TEXT" | wc -w)
+    t1=$(date +%s.%N)
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+  done
+  tok_row="1,000,000 bytes -> $n_ids tokens (Llama 2 tokenizer): $(printf '%s\n' "${times[@]}" | median) s (median of $RUNS, whole command)"
+fi
+
+# memory bandwidth and the float32 110M roofline
+f32_110M=$(stat -c %s "$MODELS/110M-f32.bin")
+bw_rows=()
+declare -A bw
+for th in $THREADS; do
+  small=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" 16 21)
+  big=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" $((f32_110M / 1048576)) 7)
+  bw[$th]=$big
+  roof=$(awk -v bw="$big" -v b="$f32_110M" 'BEGIN {printf "%.1f", bw * 1e9 / b}')
+  meas=${fast_rate[110M-f32/$th]:-0}
+  bw_rows+=("| $th | $small | $big | $roof | $meas | $(awk -v m="$meas" -v r="$roof" 'BEGIN {printf "%.0f%%", 100 * m / r}') |")
+done
+
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+{
+  echo "# run.c benchmark"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $($CC --version | head -1)."
+  echo "Command: \`make bench\` (fast: \`$CC $CFLAGS\`; baseline: \`$CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1\`: run.c's"
+  echo "plain loops, one token at a time, i.e. llama2.c's algorithm). Random weights at the TinyStories shapes"
+  echo "(vocab 32000; GPT-Neo: vocab 50257, local attention window 256 on odd layers), greedy decoding."
+  echo
+  echo "## Decode (tokens/s of generated tokens, median of $RUNS runs; baseline median of 3 on 42M and larger)"
+  echo
+  echo "| model | threads | fast | baseline | speedup | file MiB | peak RSS MiB |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${decode_rows[@]}"
+  echo
+  echo "Steps: -n 256 (15M, 1M), 128 (42M, 33M), 64 (110M)."
+  echo
+  echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"
+  echo
+  echo "| model | threads | fast (blocks of 32) | baseline (token by token) | speedup |"
+  echo "| --- | --- | --- | --- | --- |"
+  printf '%s\n' "${prefill_rows[@]}"
+  echo
+  echo "\\* baseline prompt rate not measured on this model (time): its per-token decode rate, which is what it runs a prompt at."
+  echo
+  echo "## Tokenizer"
+  echo
+  echo "$tok_row"
+  echo
+  echo "## Memory bandwidth and the float32 110M roofline"
+  echo
+  echo "| threads | read GB/s, 16 MiB | read GB/s, $(mib "$f32_110M") MiB | 110M f32 roofline tok/s (file bytes per token / bandwidth) | measured | of roofline |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${bw_rows[@]}"
+  echo
+  echo "Total benchmark time: $(($(date +%s) - start_time)) s."
+} >"$OUT/bench.md"
+echo
+cat "$OUT/bench.md"
