@@ -158,7 +158,39 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
     ts_model_free(m);
 }
 
-/* Encoding with the cuts == encoding with none (every byte pair marked as seen). */
+/* llama2.c's encoder, quadratic: the reference for a few KB of text. Symbols as
+ * sentencepiece makes them (a dummy-prefix space, UTF-8 characters or their bytes), then
+ * repeatedly merge the best-scoring adjacent pair, leftmost on ties. */
+static int reference_encode(const ts_tokenizer *t, const char *text, size_t len, int *ids) {
+    int n = 0;
+    ids[n++] = t->bos_id;
+    ids[n++] = t->space_id;
+    for (size_t i = 0; i < len;) {
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
+        int id = ts_lookup2(t, text + i, j - i, "", 0);
+        if (id >= 0) ids[n++] = id;
+        else
+            for (size_t k = i; k < j; k++) ids[n++] = t->byte_token[(unsigned char)text[k]];
+        i = j;
+    }
+    for (;;) {
+        float best = -1e30f;
+        int at = -1, merged = -1;
+        for (int i = 1; i + 1 < n; i++) {
+            int id = ts_lookup2(t, t->piece[ids[i]], (size_t)t->piece_len[ids[i]], t->piece[ids[i + 1]],
+                                (size_t)t->piece_len[ids[i + 1]]);
+            if (id >= 0 && t->score[id] > best) best = t->score[id], at = i, merged = id;
+        }
+        if (at < 0) return n;
+        ids[at] = merged;
+        memmove(ids + at + 1, ids + at + 2, (size_t)(n - at - 2) * sizeof(int));
+        n--;
+    }
+}
+
+/* Encoding with the cuts == encoding with none (every byte pair marked as seen), and ==
+ * llama2.c's quadratic encoder on the first 6 KB. */
 static void test_tokenizer_cuts(const char *shared) {
     char tok[512], text_path[512];
     snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", shared);
@@ -197,6 +229,13 @@ static void test_tokenizer_cuts(const char *shared) {
         memcpy(m->tokenizer.pair_seen, saved, sizeof saved);
         CHECK(n_cut == n_whole && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
               "tokenizer: cutting the text changes its ids (%d vs %d ids) for text %d", n_cut, n_whole, (int)k);
+        if (n == 0) continue; /* no dummy prefix for an empty text */
+        if (n > 6000) n = 6000;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* whole characters */
+        ts_encode(m, s, n, 1, cut, (int)len + 3, &n_cut, &err);
+        int n_ref = reference_encode(&m->tokenizer, s, n, whole);
+        CHECK(n_cut == n_ref && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
+              "tokenizer: %d ids where llama2.c's encoder gives %d, for text %d", n_cut, n_ref, (int)k);
     }
     free(cut), free(whole);
     ts_tokenizer_free(&m->tokenizer);
