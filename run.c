@@ -55,6 +55,8 @@
 #define TS_PARALLEL_FOR
 #define TS_PARALLEL_FOR_IF(cond)
 #endif
+/* Below this many multiply-adds a loop runs on one thread: starting threads costs more. */
+#define TS_PARALLEL_MIN_WORK 65536.0
 /* SIMD kernels: at most one path per instruction set, picked at compile time (-march=native
  * picks this machine's); without one, or with -DTS_PLAIN_KERNELS (the benchmark's
  * llama2.c-like baseline), the plain loops run everywhere. */
@@ -956,7 +958,9 @@ struct ts_session {
     int8_t *xq;       /* (batch, max(dim, hidden, q_dim)) quantized activations (Q8_0) */
     float *xq_scale;  /* (batch, max(...) / group_size) */
     float *rope_cos, *rope_sin; /* (max_positions, head_dim / 2) */
-    float *key_cache, *value_cache; /* (n_layers, max_positions, kv_dim) */
+    float *k;         /* (batch, kv_dim) the block's keys, before they go to the cache */
+    float *key_cache;   /* (n_layers, kv_dim, max_positions): transposed, see ts_attention */
+    float *value_cache; /* (n_layers, max_positions, kv_dim) */
     /* sampler */
     unsigned long long rng_state;
     struct ts_prob_index *probindex; /* (vocab_size) */
@@ -1223,9 +1227,6 @@ TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float
     else ts_tile_float(out, w, x, i0, t0, NR, NT);
 }
 
-/* Below this many multiply-adds a matmul runs on one thread: starting threads costs more. */
-#define TS_PARALLEL_MIN_WORK 65536.0
-
 /* out (n, rows) = x (n, cols) · W^T in tiles; the tiles of 4 rows are shared out to threads. */
 static void ts_matmul_fast(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
     int rows = w->rows, tiles = (rows + 3) / 4;
@@ -1317,38 +1318,43 @@ static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
         }
 }
 
-/* Attention of one token at `pos` for all heads: q (n_heads, head_dim) against the cached
- * keys of this layer, out (n_heads, head_dim). att (n_heads, max_positions) is scratch. */
-static void ts_attention(ts_session *s, int layer, int pos, const float *q, float *att, float *out) {
+/* Attention of the block's n tokens (positions pos .. pos+n-1) for all heads: q (n, q_dim)
+ * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
+ * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
+ * computed together in the compiler's SIMD lanes, each still summed over i in order, as
+ * llama2.c sums it. One (token, head) pair is a unit of work for the threads. */
+static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
     const ts_config *c = &s->model->config;
-    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
-    int window = s->model->layers[layer].window;
-    int start = (window > 0 && pos - window + 1 > 0) ? pos - window + 1 : 0;
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int window = s->model->layers[layer].window, P = s->max_positions;
     float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
-    const float *keys = s->key_cache + (size_t)layer * s->max_positions * kv_dim;
-    const float *values = s->value_cache + (size_t)layer * s->max_positions * kv_dim;
-    TS_PARALLEL_FOR
-    for (int h = 0; h < c->n_heads; h++) {
-        const float *qh = q + (size_t)h * hd;
-        float *ah = att + (size_t)h * s->max_positions;
-        size_t kv_off = (size_t)(h / group) * hd;
-        for (int t = start; t <= pos; t++) {
-            const float *k = keys + (size_t)t * kv_dim + kv_off;
-            float score = 0.0f;
-            for (int i = 0; i < hd; i++) score += qh[i] * k[i];
-            ah[t - start] = score * scale;
+    const float *keys = s->key_cache + (size_t)layer * kv_dim * P;     /* (kv_dim, P) */
+    const float *values = s->value_cache + (size_t)layer * P * kv_dim; /* (P, kv_dim) */
+    TS_PARALLEL_FOR_IF((double)n * c->n_heads * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK)
+    for (int unit = 0; unit < n * c->n_heads; unit++) {
+        int t = unit / c->n_heads, h = unit % c->n_heads, p = pos + t;
+        int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
+        const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from position start */
+        float *ah = s->att + (size_t)unit * P;                           /* (len) scores, then weights */
+        for (int k = 0; k < len; k++) ah[k] = 0.0f;
+        for (int i = 0; i < hd; i++) {
+            float qi = qh[i];
+            const float *ki = kh + (size_t)i * P;
+            for (int k = 0; k < len; k++) ah[k] += qi * ki[k];
         }
-        ts_softmax(ah, pos - start + 1);
-        float *oh = out + (size_t)h * hd;
+        for (int k = 0; k < len; k++) ah[k] *= scale;
+        ts_softmax(ah, len);
+        float *oh = out + (size_t)t * q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-        for (int t = start; t <= pos; t++) {
-            const float *v = values + (size_t)t * kv_dim + kv_off;
-            float a = ah[t - start];
+        for (int k = 0; k < len; k++) {
+            const float *v = values + (size_t)(start + k) * kv_dim + (size_t)(h / group) * hd;
+            float a = ah[k];
             for (int i = 0; i < hd; i++) oh[i] += a * v[i];
         }
-        if (s->att_record && pos < s->rec_len) { /* keep the pattern for --viz */
-            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + pos) * s->rec_len;
-            for (int t = 0; t < s->rec_len; t++) rec[t] = (t >= start && t <= pos) ? ah[t - start] : 0.0f;
+        if (s->att_record && p < s->rec_len) { /* keep the pattern for --viz */
+            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + p) * s->rec_len;
+            for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? ah[k - start] : 0.0f;
         }
     }
 }
@@ -1374,24 +1380,25 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
     }
     for (int l = 0; l < c->n_layers; l++) {
         const ts_layer *ly = &m->layers[l];
-        float *kc = s->key_cache + ((size_t)l * s->max_positions + pos) * kv_dim;   /* (n, kv_dim) */
+        float *kc = s->key_cache + (size_t)l * kv_dim * s->max_positions + pos;         /* (kv_dim, P) from pos */
         float *vc = s->value_cache + ((size_t)l * s->max_positions + pos) * kv_dim; /* (n, kv_dim) */
-        /* attention: q, k, v for the block; k and v land straight in the cache */
+        /* attention: q, k, v for the block; values land straight in the cache, keys go in
+         * transposed after their rotation */
         ts_norm(c, s->xb, s->x, ly->attn_norm, ly->attn_norm_bias, n);
         ts_matmul(s, s->q, s->xb, &ly->wq, n);
-        ts_matmul(s, kc, s->xb, &ly->wk, n);
+        ts_matmul(s, s->k, s->xb, &ly->wk, n);
         ts_matmul(s, vc, s->xb, &ly->wv, n);
         ts_add_bias(s->q, ly->bq, n, q_dim);
-        ts_add_bias(kc, ly->bk, n, kv_dim);
+        ts_add_bias(s->k, ly->bk, n, kv_dim);
         ts_add_bias(vc, ly->bv, n, kv_dim);
         if (c->pos_kind == TS_POS_ROPE)
             for (int t = 0; t < n; t++) {
                 ts_rope(s, s->q + (size_t)t * q_dim, c->n_heads, pos + t);
-                ts_rope(s, kc + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
+                ts_rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
             }
         for (int t = 0; t < n; t++)
-            ts_attention(s, l, pos + t, s->q + (size_t)t * q_dim, s->att + (size_t)t * c->n_heads * s->max_positions,
-                         s->xb + (size_t)t * q_dim);
+            for (int i = 0; i < kv_dim; i++) kc[(size_t)i * s->max_positions + t] = s->k[(size_t)t * kv_dim + i];
+        ts_attention(s, l, pos, n, s->q, s->xb);
         ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
         ts_add_bias(s->xb2, ly->bo, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
@@ -1682,6 +1689,7 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         {(void **)&s->xq_scale, B * (widest / gs + 1) * 4},
         {(void **)&s->rope_cos, P * (c->head_dim / 2 + 1) * 4},
         {(void **)&s->rope_sin, P * (c->head_dim / 2 + 1) * 4},
+        {(void **)&s->k, B * kv_dim * 4},
         {(void **)&s->key_cache, (size_t)c->n_layers * P * kv_dim * 4},
         {(void **)&s->value_cache, (size_t)c->n_layers * P * kv_dim * 4},
         {(void **)&s->probindex, (size_t)c->vocab_size * sizeof(ts_prob_index)},

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O3 -march=native -fopenmp}
+CFLAGS=${CFLAGS:--O3 -march=native -ffp-contract=off -fopenmp}
 BASELINE_CFLAGS=${BASELINE_CFLAGS:-$CFLAGS}
 SHARED=${SHARED:-../shared}
 RUNS=${RUNS:-5}
