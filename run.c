@@ -991,6 +991,14 @@ static void ts_matrix_row(float *out, const ts_matrix *w, int row) {
     }
 }
 
+/* (int)roundf(v) (halves away from zero) for |v| < 2^31, in a form compilers vectorise:
+ * v minus its truncation is exact, so comparing it with 0.5 decides the rounding. */
+static int ts_round(float v) {
+    int r = (int)v;
+    float frac = v - (float)r;
+    return r + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
 /* Q8_0 activations, as llama2.c's runq: per group of gs values, scale = max|x| / 127,
  * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, groups). */
 static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, int gs) {
@@ -1000,11 +1008,14 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
             const float *xg = x + (size_t)t * cols + (size_t)g * gs;
             int len = cols - g * gs < gs ? cols - g * gs : gs;
             float wmax = 0.0f;
-            for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
+            for (int i = 0; i < len; i++) wmax = fabsf(xg[i]) > wmax ? fabsf(xg[i]) : wmax; /* fmaxf, inlined */
             float scale = wmax / 127.0f;
             s[(size_t)t * groups + g] = scale;
-            for (int i = 0; i < len; i++)
-                q[(size_t)t * cols + (size_t)g * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
+            int8_t *qg = q + (size_t)t * cols + (size_t)g * gs;
+            if (scale > 0.0f)
+                for (int i = 0; i < len; i++) qg[i] = (int8_t)ts_round(xg[i] / scale); /* |x / scale| <= 127 */
+            else
+                for (int i = 0; i < len; i++) qg[i] = 0;
         }
 }
 

@@ -126,6 +126,27 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     free((void *)w.data), free((void *)w.scale);
     free(x), free(xs), free(xq), free(plain), free(fast), free(one), free(threads);
 }
+
+/* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups. */
+static void test_quantize(void) {
+    enum { n = 3, cols = 200, gs = 64, groups = 4 };
+    static float x[n * cols], s[n * groups], ref_s[n * groups];
+    static int8_t q[n * cols], ref_q[n * cols];
+    for (int i = 0; i < n * cols; i++) x[i] = i % 7 == 0 ? (float)(i % 255 - 127) * 0.5f : uniform() * 3.0f;
+    for (int i = 0; i < cols; i++) x[cols + i] = 0.0f; /* an all-zero token: scale 0 */
+    ts_quantize(q, s, x, n, cols, gs);
+    for (int t = 0; t < n; t++)
+        for (int g = 0; g < groups; g++) {
+            int len = cols - g * gs < gs ? cols - g * gs : gs;
+            const float *xg = x + t * cols + g * gs;
+            float wmax = 0.0f;
+            for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
+            float scale = wmax / 127.0f;
+            ref_s[t * groups + g] = scale;
+            for (int i = 0; i < len; i++) ref_q[t * cols + g * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
+        }
+    CHECK(memcmp(q, ref_q, sizeof q) == 0 && memcmp(s, ref_s, sizeof s) == 0, "ts_quantize differs from fmaxf/roundf quantization");
+}
 #endif
 
 /* Logits of tokens run in one call (blocks of TS_BATCH) == the same tokens one by one. */
@@ -255,6 +276,7 @@ int main(void) {
     int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {9, 172, 4}, {13, 288, 64}, {8, 64, 32}, {70, 768, 64},
                        {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}};
     int ns[] = {1, 2, 4, 5, 9, 32};
+    test_quantize();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
