@@ -31,20 +31,23 @@ $CC $CFLAGS -Wall -Wextra -o "$OUT/run-fast" run.c -lm
 $CC $BASELINE_CFLAGS -Wall -Wextra -DTS_PLAIN_KERNELS -DTS_BATCH=1 -o "$OUT/run-baseline" run.c -lm
 $CC $CFLAGS -Wall -Wextra -o "$OUT/bandwidth" bench/bandwidth.c
 
-# name | gen arguments | decode steps | baseline runs (the baseline is slow on big models)
+# name | gen arguments | fast: steps, runs | baseline: steps, runs. The baseline decodes
+# fewer steps (it is 5-20x slower; its rate per token hardly changes with position, and
+# fewer steps favour it: less attention work per token).
+R=$RUNS R3=$((RUNS < 3 ? RUNS : 3))
 MODEL_LIST=(
-  "15M-f32|f32 llama 288 768 6 6 32000 256|256|$RUNS"
-  "15M-q8_0|q8_0 llama 288 768 6 6 32000 256|256|$RUNS"
-  "42M-f32|f32 llama 512 1376 8 8 32000 1024|128|3"
-  "42M-q8_0|q8_0 llama 512 1376 8 8 32000 1024|128|3"
-  "110M-f32|f32 llama 768 2048 12 12 32000 1024|64|3"
-  "110M-q8_0|q8_0 llama 768 2048 12 12 32000 1024|64|3"
-  "110M-bf16|bf16 llama 768 2048 12 12 32000 1024|64|3"
-  "neo-1M-f32|f32 gptneo 64 256 8 16 50257 2048 256|256|$RUNS"
-  "neo-33M-f32|f32 gptneo 768 3072 4 16 50257 2048 256|128|3"
+  "15M-f32|f32 llama 288 768 6 6 32000 256|256|$R|48|$R3"
+  "15M-q8_0|q8_0 llama 288 768 6 6 32000 256|256|$R|48|$R3"
+  "42M-f32|f32 llama 512 1376 8 8 32000 1024|256|$R|24|$R3"
+  "42M-q8_0|q8_0 llama 512 1376 8 8 32000 1024|256|$R|24|$R3"
+  "110M-f32|f32 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "110M-q8_0|q8_0 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "110M-bf16|bf16 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "neo-1M-f32|f32 gptneo 64 256 8 16 50257 2048 256|256|$R|64|$R3"
+  "neo-33M-f32|f32 gptneo 768 3072 4 16 50257 2048 256|128|$R3|16|$R3"
 )
 for spec in "${MODEL_LIST[@]}"; do
-  IFS='|' read -r name args _ _ <<<"$spec"
+  IFS='|' read -r name args _ <<<"$spec"
   if [ ! -s "$MODELS/$name.bin" ]; then
     echo "writing $MODELS/$name.bin"
     bench/gen "$MODELS/$name.bin.part" $args && mv "$MODELS/$name.bin.part" "$MODELS/$name.bin"
@@ -67,30 +70,30 @@ decode() {
 }
 # prefill BIN MODEL THREADS -> prompt tok/s of one run (255 prompt tokens)
 prefill() {
-  OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: .* (\([0-9.]*\) tok\/s).*/\1/p'
+  OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
 }
 
 decode_rows=() prefill_rows=()
 declare -A fast_rate base_rate
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 for spec in "${MODEL_LIST[@]}"; do
-  IFS='|' read -r name _ steps base_runs <<<"$spec"
+  IFS='|' read -r name _ steps runs base_steps base_runs <<<"$spec"
   model="$MODELS/$name.bin"
   size=$(stat -c %s "$model")
   for th in $THREADS; do
     fast=() base=() rss=0 pf=() pb=()
-    for ((r = 0; r < RUNS; r++)); do
+    for ((r = 0; r < runs; r++)); do
       read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
       fast+=("$rate")
       [ "${kb:-0}" -gt "$rss" ] && rss=$kb
       pf+=("$(prefill "$OUT/run-fast" "$model" "$th")")
     done
     for ((r = 0; r < base_runs; r++)); do
-      read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$steps" "$th")
+      read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$base_steps" "$th")
       base+=("$rate")
     done
-    for ((r = 0; r < (base_runs < 3 ? base_runs : 3) && steps >= 255; r++)); do
-      pb+=("$(prefill "$OUT/run-baseline" "$model" "$th")")
-    done
+    # the baseline's prompt rate, measured where it is quick (it equals its decode rate)
+    if [ "$name" = 15M-q8_0 ] || [ "$name" = neo-1M-f32 ]; then pb+=("$(prefill "$OUT/run-baseline" "$model" "$th")"); fi
     f=$(printf '%s\n' "${fast[@]}" | median)
     b=$(printf '%s\n' "${base[@]}" | median)
     fast_rate[$name/$th]=$f
@@ -99,14 +102,13 @@ for spec in "${MODEL_LIST[@]}"; do
     decode_rows+=("$row")
     echo "decode  $row"
     pfm=$(printf '%s\n' "${pf[@]}" | median)
-    # The baseline runs a prompt token by token, as it decodes: where its prompt was not
-    # measured (big models, to save time) its decode rate stands in.
     if [ ${#pb[@]} -gt 0 ]; then pbm=$(printf '%s\n' "${pb[@]}" | median); else pbm="$b*"; fi
     row="| $name | $th | $pfm | $pbm | $(ratio "$pfm" "${pbm%\*}")x |"
     prefill_rows+=("$row")
     echo "prefill $row"
   done
 done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 # tokenizer: 1 MB of TinyStories text (or of generated words without ../shared) through
 # the Llama 2 tokenizer, wall time of the whole command (load + encode + print ids)
@@ -151,13 +153,18 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "plain loops, one token at a time, i.e. llama2.c's algorithm). Random weights at the TinyStories shapes"
   echo "(vocab 32000; GPT-Neo: vocab 50257, local attention window 256 on odd layers), greedy decoding."
   echo
-  echo "## Decode (tokens/s of generated tokens, median of $RUNS runs; baseline median of 3 on 42M and larger)"
+  echo "## Decode (tokens/s of generated tokens, median of runs)"
   echo
   echo "| model | threads | fast | baseline | speedup | file MiB | peak RSS MiB |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${decode_rows[@]}"
   echo
-  echo "Steps: -n 256 (15M, 1M), 128 (42M, 33M), 64 (110M)."
+  echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
+  echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
+  echo "fewer steps favour it (less attention work). Peak RSS includes the mapped model file."
+  for th in $THREADS; do
+    echo "110M bf16 fast against 110M float32 baseline, $th thread(s): $(ratio "${fast_rate[110M-bf16/$th]}" "${base_rate[110M-f32/$th]}")x."
+  done
   echo
   echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"
   echo
@@ -176,6 +183,10 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "| threads | read GB/s, 16 MiB | read GB/s, $(mib "$f32_110M") MiB | 110M f32 roofline tok/s (file bytes per token / bandwidth) | measured | of roofline |"
   echo "| --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${bw_rows[@]}"
+  echo
+  echo "Load average (1 min) before the runs $load_before, after $load_after: on a 2-core machine,"
+  echo "anything above about 0.3 means other programs shared the cores and the numbers (2 threads"
+  echo "above all: OpenMP threads wait for each other) are lower than the machine can do."
   echo
   echo "Total benchmark time: $(($(date +%s) - start_time)) s."
 } >"$OUT/bench.md"
