@@ -1,6 +1,8 @@
 /* run.c -- TinyStories language models in one file of C.
  *
- * Build the tool:     cc -O3 -o run run.c -lm            (add -fopenmp for threads)
+ * Build the tool:     cc -O3 -march=native -ffp-contract=off -fopenmp -o run run.c -lm
+ *                     (what `make` does: SIMD kernels for this CPU, threads; any C99
+ *                     compiler builds it without the flags: plain loops, one thread)
  * Tell a story:       ./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
  * Use as a library:   #define RUN_NO_MAIN
  *                     #include "run.c"                   (see "Library API" below)
