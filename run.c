@@ -1021,6 +1021,13 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
         }
 }
 
+/* One matrix product of a call: out (n, w->rows) = x (n, w->cols) · W^T. */
+typedef struct {
+    float *out;
+    const ts_matrix *w;
+} ts_product;
+#define TS_MAX_PRODUCTS 3
+
 /* One Q8_0 group's contribution to an output: its exact integer dot product, scaled by the
  * weights' and the activations' group scales (llama2.c's runq). Shared by the plain and the
  * fast kernels so that both round it the same way. */
@@ -1243,12 +1250,22 @@ TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float
     else ts_tile_float(out, w, x, i0, t0, NR, NT);
 }
 
-/* out (n, rows) = x (n, cols) · W^T in tiles; the tiles of 4 rows are shared out to threads. */
-static void ts_matmul_fast(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
-    int rows = w->rows, tiles = (rows + 3) / 4;
-    TS_PARALLEL_FOR_IF((double)rows * w->cols * n >= TS_PARALLEL_MIN_WORK)
-    for (int tile = 0; tile < tiles; tile++) {
-        int i0 = 4 * tile;
+/* The products of one call (see ts_matmuls), in tiles: the tiles of 4 rows of all the
+ * matrices are shared out to the threads in one parallel loop. */
+static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, int n) {
+    int first[TS_MAX_PRODUCTS + 1] = {0}; /* first tile of each product */
+    double work = 0;
+    for (int k = 0; k < count; k++) {
+        first[k + 1] = first[k] + (p[k].w->rows + 3) / 4;
+        work += (double)p[k].w->rows * p[k].w->cols * n;
+    }
+    TS_PARALLEL_FOR_IF(work >= TS_PARALLEL_MIN_WORK)
+    for (int tile = 0; tile < first[count]; tile++) {
+        int k = 0;
+        while (tile >= first[k + 1]) k++;
+        const ts_matrix *w = p[k].w;
+        float *out = p[k].out;
+        int i0 = 4 * (tile - first[k]), rows = w->rows;
         if (i0 + 4 <= rows) {
             int t = 0;
             for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i0, t, 4, 4);
@@ -1263,14 +1280,23 @@ static void ts_matmul_fast(float *out, const float *x, const int8_t *xq, const f
 }
 #endif
 
-/* out (n, rows) = x (n, cols) · W^T. Q8_0 first quantizes x into the session's buffers. */
-static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
+/* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
+ * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
+ * x (into the session's buffers) once. */
+static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
+    const ts_matrix *w = p[0].w;
     if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
 #if defined(TS_AVX512) || defined(TS_AVX2)
-    ts_matmul_fast(out, x, s->xq, s->xq_scale, w, n);
+    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, n);
 #else
-    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n);
+    for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
 #endif
+}
+
+/* out (n, rows) = x (n, cols) · W^T. */
+static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
+    ts_product p = {out, w};
+    ts_matmuls(s, x, n, 1, &p);
 }
 
 static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
@@ -1401,9 +1427,8 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
         /* attention: q, k, v for the block; values land straight in the cache, keys go in
          * transposed after their rotation */
         ts_norm(c, s->xb, s->x, ly->attn_norm, ly->attn_norm_bias, n);
-        ts_matmul(s, s->q, s->xb, &ly->wq, n);
-        ts_matmul(s, s->k, s->xb, &ly->wk, n);
-        ts_matmul(s, vc, s->xb, &ly->wv, n);
+        ts_product qkv[3] = {{s->q, &ly->wq}, {s->k, &ly->wk}, {vc, &ly->wv}};
+        ts_matmuls(s, s->xb, n, 3, qkv);
         ts_add_bias(s->q, ly->bq, n, q_dim);
         ts_add_bias(s->k, ly->bk, n, kv_dim);
         ts_add_bias(vc, ly->bv, n, kv_dim);
@@ -1421,10 +1446,10 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
 
         /* MLP */
         ts_norm(c, s->xb, s->x, ly->ffn_norm, ly->ffn_norm_bias, n);
-        ts_matmul(s, s->hb, s->xb, &ly->w1, n);
+        ts_product up[2] = {{s->hb, &ly->w1}, {s->hb2, &ly->w3}}; /* w3 only for SwiGLU */
+        ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
         ts_add_bias(s->hb, ly->b1, n, hid);
         if (c->act_kind == TS_ACT_SWIGLU) {
-            ts_matmul(s, s->hb2, s->xb, &ly->w3, n);
             for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_silu(s->hb[i]) * s->hb2[i];
         } else {
             for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_gelu(s->hb[i]);

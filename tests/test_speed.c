@@ -84,13 +84,14 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     int groups = ts_groups(cols, gs > 0 ? gs : 1);
     float *x = malloc((size_t)n * cols * 4), *xs = malloc((size_t)n * groups * 4);
     int8_t *xq = malloc((size_t)n * cols);
-    float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)rows * 4);
+    float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)n * rows * 4);
     float *threads = malloc((size_t)n * rows * 4);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
     if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
     ts_matmul_plain(plain, x, xq, xs, &w, n);
     set_threads(1);
-    ts_matmul_fast(fast, x, xq, xs, &w, n);
+    ts_product product = {fast, &w};
+    ts_matmul_fast(&product, 1, x, xq, xs, n);
     int worst = -1;
     double worst_err = 0;
     for (int t = 0; t < n; t++)
@@ -112,13 +113,15 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     /* each token alone (the decoding path) gives the bits it got inside the block */
     int same = 1;
     for (int t = 0; t < n; t++) {
-        ts_matmul_fast(one, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, &w, 1);
+        ts_product alone = {one, &w};
+        ts_matmul_fast(&alone, 1, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, 1);
         same &= memcmp(one, fast + (size_t)t * rows, (size_t)rows * 4) == 0;
     }
     CHECK(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", names[type], rows, cols, gs, n);
-    for (int th = 2; th <= 3; th++) { /* and so does the number of threads */
+    for (int th = 2; th <= 3; th++) { /* nor on the number of threads, nor on the other products of the call */
         set_threads(th);
-        ts_matmul_fast(threads, x, xq, xs, &w, n);
+        ts_product product3[3] = {{plain, &w}, {threads, &w}, {one, &w}}; /* three at once: the middle one */
+        ts_matmul_fast(product3, 3, x, xq, xs, n);
         CHECK(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", names[type], rows,
               cols, n, th);
     }
