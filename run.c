@@ -1094,7 +1094,23 @@ typedef __m512 ts_vf;
 typedef __m512i ts_vi;
 TS_INLINE ts_vf ts_vf_zero(void) { return _mm512_setzero_ps(); }
 TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm512_fmadd_ps(a, b, acc); }
-TS_INLINE float ts_vf_sum(ts_vf v) { return _mm512_reduce_add_ps(v); }
+/* The lanes' sum in a fixed tree: v[i] + v[i+8], then + the same 4 lanes on, then
+ * (w0 + w2) + (w1 + w3). ts_vf_sum4 adds four vectors' lanes in the same tree at once. */
+TS_INLINE float ts_vf_sum(ts_vf v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 w = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xee));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0xee));
+    /* 128-bit lane k of w: the 4 partial sums of v[k] */
+    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0xee));
+    w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x55));
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), w)));
+}
 /* `count` (<= TS_LANES) floats from p, zeros after */
 TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
     return count == TS_LANES ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), p);
@@ -1134,10 +1150,19 @@ typedef __m256 ts_vf;
 typedef __m256i ts_vi;
 TS_INLINE ts_vf ts_vf_zero(void) { return _mm256_setzero_ps(); }
 TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm256_fmadd_ps(a, b, acc); }
-TS_INLINE float ts_vf_sum(ts_vf v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+TS_INLINE float ts_vf_sum(ts_vf v) { /* v[i] + v[i+4], then (w0 + w2) + (w1 + w3) */
+    __m128 w = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) { /* the same tree, four vectors at once */
+    __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20), _mm256_permute2f128_ps(v[0], v[1], 0x31));
+    __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20), _mm256_permute2f128_ps(v[2], v[3], 0x31));
+    /* ab = [a0..a3 | b0..b3] partial sums; now (x0 + x2) + (x1 + x3) for each */
+    __m256 t = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee)); /* [a02 a13 c02 c13 | b02 b13 d02 d13] */
+    t = _mm256_add_ps(_mm256_shuffle_ps(t, t, 0x88), _mm256_shuffle_ps(t, t, 0xdd));            /* [a c a c | b d b d] */
+    __m128 r = _mm_unpacklo_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));          /* [a b c d] */
+    _mm_storeu_ps(out, r);
 }
 TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
     if (count == TS_LANES) return _mm256_loadu_ps(p);
@@ -1194,8 +1219,18 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
         for (int r = 0; r < NR; r++)
             for (int t = 0; t < NT; t++) acc[r][t] = ts_fma(wv[r], xv[t], acc[r][t]);
     }
+    float sum[4][4];
+    if (NT == 4) /* the lanes' sums, four vectors at once where there are four */
+        for (int r = 0; r < NR; r++) ts_vf_sum4(acc[r], sum[r]);
+    else if (NR == 4 && NT == 1) {
+        ts_vf column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]}, sums[4];
+        ts_vf_sum4(column, (float *)sums);
+        for (int r = 0; r < 4; r++) sum[r][0] = ((float *)sums)[r];
+    } else
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) sum[r][t] = ts_vf_sum(acc[r][t]);
     for (int r = 0; r < NR; r++)
-        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = ts_vf_sum(acc[r][t]);
+        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = sum[r][t];
 }
 
 /* The same tile for Q8_0 weights against quantized activations xq (n, cols), xs (n, groups). */
