@@ -6,6 +6,7 @@ Run from the repository root after `make run`:
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,83 @@ class HuggingFaceLogits(unittest.TestCase):
             out = os.path.join(tmp, "neo.bin")
             export("model", only, out)
             self.check_reference(folder, out)
+
+
+class GPT2Tokenizer(unittest.TestCase):
+    """The GPT-Neo model with GPT-2's tokenizer embedded, against Hugging Face tokenizers."""
+
+    @classmethod
+    def setUpClass(cls):
+        folder = shared("fixtures", "hf", "gptneo-tinystories-1m-shape")
+        vocab, merges = shared("models", "gpt2-vocab.json"), shared("models", "gpt2-merges.txt")
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.model = None
+        if all(os.path.exists(p) for p in (folder, vocab, merges)):
+            cls.model = os.path.join(cls.tmp.name, "neo.bin")
+            export("model", folder, cls.model, "--tokenizer", vocab, "--merges", merges)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        if self.model is None:
+            self.skipTest(f"GPT-Neo fixture or GPT-2 vocabulary not found under {SHARED}")
+
+    def test_reference_ids_and_round_trip(self):
+        cases = json.load(open(shared("fixtures", "tokenizer-reference.json")))["gpt2"]
+        self.assertEqual(len(cases), 26)
+        for case in cases:
+            r = run(self.model, "-m", "tokenize", "-i", case["text"])
+            got = [int(x) for x in r.stdout.split()]
+            self.assertEqual(got, case["ids"], repr(case["text"]))
+            if not got:
+                continue
+            ids_path = os.path.join(self.tmp.name, "ids.txt")
+            with open(ids_path, "w") as f:
+                f.write(" ".join(map(str, got)))
+            back = run(self.model, "-m", "decode", "--ids", ids_path).stdout
+            self.assertEqual(back, case["text"].encode("utf-8"), repr(case["text"]))
+
+    def decode(self, ids):
+        ids_path = os.path.join(self.tmp.name, "decode.txt")
+        with open(ids_path, "w") as f:
+            f.write(" ".join(map(str, ids)))
+        return run(self.model, "-m", "decode", "--ids", ids_path).stdout
+
+    def test_greedy_story_is_transformers_greedy(self):
+        """-i PROMPT -t 0 prints the prompt, then transformers' greedy tokens."""
+        ref = json.load(open(shared("fixtures", "hf", "gptneo-tinystories-1m-shape", "reference.json")))
+        prompt = self.decode(ref["greedy_prompt"])
+        # the prompt text encodes back to the same ids, so the run starts from them
+        ids = [int(x) for x in run(self.model, "-m", "tokenize", "-i", prompt).stdout.split()]
+        self.assertEqual(ids, ref["greedy_prompt"])
+        # -n counts positions run; the last sampled token needs no position of its own
+        steps = len(ref["greedy_prompt"]) + len(ref["greedy_output"]) - 1
+        r = run(self.model, "-i", prompt, "-t", "0", "-n", str(steps))
+        self.assertEqual(r.stdout, self.decode(ref["greedy_prompt"] + ref["greedy_output"]) + b"\n")
+        self.assertIn(b"achieved tok/s:", r.stderr)
+
+    def test_full_context_run(self):
+        """-n 0 runs all 2048 positions (past the 256 local window) without error."""
+        r = run(self.model, "-i", "Once upon a time", "-t", "0.8", "-s", "5", "-n", "0")
+        self.assertTrue(r.stdout.startswith(b"Once upon a time"))
+        self.assertIn(b"achieved tok/s:", r.stderr)
+        # this seed never samples <|endoftext|>: 4 prompt tokens at positions 0..3, then a
+        # token sampled at each of positions 3..2047
+        stats = re.search(rb"prompt: (\d+) tokens.*generated: (\d+) tokens", r.stderr)
+        self.assertEqual((int(stats.group(1)), int(stats.group(2))), (4, 2045), r.stderr)
+
+    def test_empty_prompt_starts_from_endoftext(self):
+        r = run(self.model, "-t", "0", "-n", "5")
+        self.assertEqual(r.returncode, 0)
+        g = logits_for(self.model, [50256], 50257, self.tmp.name)
+        first = int(g[0].argmax())
+        ids_path = os.path.join(self.tmp.name, "first.txt")
+        with open(ids_path, "w") as f:
+            f.write(str(first))
+        piece = run(self.model, "-m", "decode", "--ids", ids_path).stdout
+        self.assertTrue(r.stdout.startswith(piece), (r.stdout, piece))
 
 
 class Stories260K(unittest.TestCase):
