@@ -50,7 +50,7 @@ test-py:
 # Speed: fast kernels vs the plain loops, random-weight models at the TinyStories shapes
 # (writes about 2 GB of models into bench/out/models once; under 10 minutes).
 bench:
-	CC="$(CC)" CFLAGS="$(CFLAGS)" SHARED="$(SHARED)" bench/bench.sh
+	CC="$(CC)" CFLAGS="$(CFLAGS)" SHARED="$(SHARED)" PYTHON="$(PYTHON)" bench/bench.sh
 
 # A first story: stories15M (Karpathy's tinyllamas) and the Llama 2 tokenizer.
 STORY_MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin

@@ -110,25 +110,44 @@ for spec in "${MODEL_LIST[@]}"; do
 done
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 
-# tokenizer: 1 MB of TinyStories text (or of generated words without ../shared) through
-# the Llama 2 tokenizer, wall time of the whole command (load + encode + print ids)
+# tokenizers: 1 MB of TinyStories text (or of made-up sentences without ../shared), wall
+# time of the whole command (load the model and tokenizer, encode, print the ids)
 TEXT=$OUT/text-1MB.txt
-tok_row="(skipped: $SHARED/models/llama2-tokenizer.bin not found)"
-if [ -s "$SHARED/models/llama2-tokenizer.bin" ]; then
-  if [ -s "$SHARED/data/tinystories-valid-head.txt" ]; then
-    while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do cat "$SHARED/data/tinystories-valid-head.txt" >>"$TEXT"; done
-  else
-    while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do echo "Once upon a time there was a little girl who liked to play in the park." >>"$TEXT"; done
-  fi
+if [ ! -s "$TEXT" ]; then
+  src="$SHARED/data/tinystories-valid-head.txt"
+  while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do
+    if [ -s "$src" ]; then cat "$src"; else echo "Once upon a time there was a little girl who liked to play in the park."; fi >>"$TEXT"
+  done
   head -c 1000000 "$TEXT" >"$TEXT.1" && mv "$TEXT.1" "$TEXT"
-  times=()
+fi
+tokenize_time() { # MODEL [-z TOKENIZER] -> "seconds ids"
+  local times=() n_ids t0 t1
   for ((r = 0; r < RUNS; r++)); do
     t0=$(date +%s.%N)
-    n_ids=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -z "$SHARED/models/llama2-tokenizer.bin" -m tokenize -f "$TEXT" | wc -w)
+    n_ids=$("$OUT/run-fast" "$@" -m tokenize -f "$TEXT" | wc -w)
     t1=$(date +%s.%N)
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
   done
-  tok_row="1,000,000 bytes -> $n_ids tokens (Llama 2 tokenizer): $(printf '%s\n' "${times[@]}" | median) s (median of $RUNS, whole command)"
+  echo "$(printf '%s\n' "${times[@]}" | median) $n_ids"
+}
+tok_rows=()
+if [ -s "$SHARED/models/llama2-tokenizer.bin" ]; then
+  read -r secs ids < <(tokenize_time "$MODELS/15M-f32.bin" -z "$SHARED/models/llama2-tokenizer.bin")
+  tok_rows+=("| Llama 2 SentencePiece (32000) | $ids | $secs |")
+else
+  tok_rows+=("| Llama 2 SentencePiece | skipped: $SHARED/models/llama2-tokenizer.bin not found | |")
+fi
+# GPT-2 BPE: export.py embeds it in the GPT-Neo fixture model (needs numpy)
+GPT2=$MODELS/neo-gpt2-tokenizer.bin
+if [ ! -s "$GPT2" ] && [ -s "$SHARED/models/gpt2-merges.txt" ] && ${PYTHON:-python3} -c 'import numpy' 2>/dev/null; then
+  ${PYTHON:-python3} export.py model "$SHARED/fixtures/hf/gptneo-tinystories-1m-shape" "$GPT2" \
+    --tokenizer "$SHARED/models/gpt2-vocab.json" --merges "$SHARED/models/gpt2-merges.txt" >/dev/null 2>&1 || rm -f "$GPT2"
+fi
+if [ -s "$GPT2" ]; then
+  read -r secs ids < <(tokenize_time "$GPT2")
+  tok_rows+=("| GPT-2 byte-level BPE (50257) | $ids | $secs |")
+else
+  tok_rows+=("| GPT-2 byte-level BPE | skipped: needs $SHARED and a Python with numpy (PYTHON=...) for export.py | |")
 fi
 
 # memory bandwidth and the float32 110M roofline
@@ -174,9 +193,11 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo
   echo "\\* baseline prompt rate not measured on this model (time): its per-token decode rate, which is what it runs a prompt at."
   echo
-  echo "## Tokenizer"
+  echo "## Tokenizers: 1,000,000 bytes of TinyStories text (median of $RUNS, the whole command)"
   echo
-  echo "$tok_row"
+  echo "| tokenizer | ids | seconds |"
+  echo "| --- | --- | --- |"
+  printf '%s\n' "${tok_rows[@]}"
   echo
   echo "## Memory bandwidth and the float32 110M roofline"
   echo
