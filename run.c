@@ -1869,14 +1869,14 @@ TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
 }
 /* Integer dot products: vpdpbusd adds to each int32 lane the sum of 4 products of unsigned
- * by signed bytes. Activations are loaded as x + 128 (unsigned), and the dot product is
- * corrected by 128 * sum(w), which one more vpdpbusd per weight vector gives:
- *   sum((x + 128) * w) - sum(128 * w) = sum(x * w), exactly. */
-TS_INLINE ts_vi ts_load_qx(const int8_t *p, int count) { /* x + 128 = x with the top bit flipped */
+ * by signed bytes. Weights are loaded as w + 128 (unsigned), and the dot product is
+ * corrected by 128 * sum(x), which one more vpdpbusd per activation vector gives (once
+ * for the 4 rows of a tile): sum((w + 128) * x) - sum(128 * x) = sum(w * x), exactly. */
+TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { /* w + 128 = w with the top bit flipped */
     return _mm512_xor_si512(ts_load_i8(p, count), _mm512_set1_epi8(-128));
 }
-TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) { return _mm512_dpbusd_epi32(acc, x, w); }
-TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi w) { return _mm512_dpbusd_epi32(corr, _mm512_set1_epi8(-128), w); }
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) { return _mm512_dpbusd_epi32(acc, w, x); }
+TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return _mm512_dpbusd_epi32(corr, _mm512_set1_epi8(-128), x); }
 TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm512_sub_epi32(a, b); }
 #elif defined(TS_AVX2)
 #define TS_LANES 8
@@ -1928,12 +1928,12 @@ TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
 /* acc (8 x int32) += sums of 4 products w * x. vpmaddubsw multiplies unsigned by signed
  * bytes into pairwise int16 sums: it gets |w| and x with w's sign, and |w| <= 128,
  * |x| <= 127 keep the pairs below 32767. No correction is needed. */
-TS_INLINE ts_vi ts_load_qx(const int8_t *p, int count) { return ts_load_i8(p, count); }
+TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { return ts_load_i8(p, count); }
 TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
     __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
-TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi w) { return (void)w, corr; }
+TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return (void)x, corr; }
 TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm256_sub_epi32(a, b); }
 #endif
 
@@ -1979,22 +1979,21 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
         for (int t = 0; t < NT; t++) val[r][t] = 0.0f;
     for (int g = 0; g < groups; g++) {
         int start = g * gs, len = cols - start < gs ? cols - start : gs;
-        for (int r = 0; r < NR; r++) {
-            corr[r] = ts_vi_zero();
+        for (int t = 0; t < NT; t++) corr[t] = ts_vi_zero();
+        for (int r = 0; r < NR; r++)
             for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_zero();
-        }
         for (int k = start; k < start + len; k += TS_QCHUNK) {
             int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
-            for (int r = 0; r < NR; r++) {
-                wv[r] = ts_load_i8(wq + (size_t)(i0 + r) * cols + k, count);
-                corr[r] = ts_qcorrect(corr[r], wv[r]);
+            for (int r = 0; r < NR; r++) wv[r] = ts_load_qw(wq + (size_t)(i0 + r) * cols + k, count);
+            for (int t = 0; t < NT; t++) {
+                xv[t] = ts_load_i8(xq + (size_t)(t0 + t) * cols + k, count);
+                corr[t] = ts_qcorrect(corr[t], xv[t]);
             }
-            for (int t = 0; t < NT; t++) xv[t] = ts_load_qx(xq + (size_t)(t0 + t) * cols + k, count);
             for (int r = 0; r < NR; r++)
                 for (int t = 0; t < NT; t++) acc[r][t] = ts_qdot(acc[r][t], wv[r], xv[t]);
         }
         for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_sub(acc[r][t], corr[r]);
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_sub(acc[r][t], corr[t]);
         if (NT == 4) /* sum the lanes, four vectors at once where there are four */
             for (int r = 0; r < NR; r++) ts_vi_sum4(acc[r], isum[r]);
         else if (NR == 4 && NT == 1) {
