@@ -1844,7 +1844,8 @@ TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) {
     __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
     w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0xee));
     w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x55));
-    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), w)));
+    __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); /* lane 0 of each */
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, w)));
 }
 /* `count` (<= TS_LANES) floats from p, zeros after */
 TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
@@ -1958,9 +1959,10 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
     if (NT == 4) /* the lanes' sums, four vectors at once where there are four */
         for (int r = 0; r < NR; r++) ts_vf_sum4(acc[r], sum[r]);
     else if (NR == 4 && NT == 1) {
-        ts_vf column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]}, sums[4];
-        ts_vf_sum4(column, (float *)sums);
-        for (int r = 0; r < 4; r++) sum[r][0] = ((float *)sums)[r];
+        ts_vf column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
+        float sums[4];
+        ts_vf_sum4(column, sums);
+        for (int r = 0; r < 4; r++) sum[r][0] = sums[r];
     } else
         for (int r = 0; r < NR; r++)
             for (int t = 0; t < NT; t++) sum[r][t] = ts_vf_sum(acc[r][t]);
