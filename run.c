@@ -2254,11 +2254,20 @@ static unsigned int ts_random_u32(unsigned long long *state) {
 }
 static float ts_random_f32(unsigned long long *state) { return (float)(ts_random_u32(state) >> 8) / 16777216.0f; }
 
+/* The first index of the largest value (NaNs never win, unless p[0] is one), as the loop
+ * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
+ * steps: the largest value in 16 independent lanes, then where it first occurs. */
 static int ts_argmax(const float *p, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best]) best = i;
-    return best;
+    float lane[16], max_val = p[0];
+    int i = 0;
+    for (int l = 0; l < 16; l++) lane[l] = p[0];
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = p[i + l] > lane[l] ? p[i + l] : lane[l];
+    for (; i < n; i++) max_val = p[i] > max_val ? p[i] : max_val;
+    for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
+    for (i = 0; i < n; i++)
+        if (p[i] == max_val) return i;
+    return 0; /* p[0] is NaN */
 }
 
 static int ts_sample_mult(const float *p, int n, float coin) {

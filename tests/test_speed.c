@@ -152,6 +152,28 @@ static void test_quantize(void) {
 }
 #endif
 
+/* ts_argmax == the first index of the maximum, as llama2.c's loop finds it, with ties,
+ * signed zeros and NaNs. */
+static void test_argmax(void) {
+    static float p[1000];
+    uint64_t r = 12345;
+    int bad = 0;
+    for (int trial = 0; trial < 2000; trial++) {
+        int n = 1 + (int)(r % 999);
+        for (int i = 0; i < n; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            int kind = (int)(r % 16);
+            p[i] = kind == 0 ? NAN : kind == 1 ? -0.0f : kind == 2 ? 0.0f : (float)((int)(r >> 40) % 7) - 3.0f;
+        }
+        if (trial % 3 == 0) p[0] = NAN;
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (p[i] > p[best]) best = i;
+        bad += ts_argmax(p, n) != best;
+    }
+    CHECK(bad == 0, "ts_argmax differs from the first-maximum loop in %d of 2000 arrays", bad);
+}
+
 /* Logits of tokens run in one call (blocks of TS_BATCH) == the same tokens one by one. */
 static void test_blocks_equal_tokens(const char *path, const char *tok_path, int n) {
     ts_model *m;
@@ -314,6 +336,7 @@ int main(void) {
     } else
         printf("SKIP stories260K block-vs-token check: %s not found (set SHARED)\n", model);
     test_tokenizer_cuts(shared);
+    test_argmax();
     printf("test_speed: %d checks, %d failed\n", checks, failures);
     return failures != 0;
 }
