@@ -3049,6 +3049,12 @@ static int ts_file_has_tokenizer(const char *path) {
 int main(int argc, char **argv) {
     ts_args a;
     char msg[512];
+#ifdef _OPENMP
+    /* On a busy machine, threads that wait for a descheduled partner at every matmul are
+     * far slower than fewer threads: let OpenMP use fewer than asked when the load is high
+     * (results do not depend on the thread count). OMP_DYNAMIC=false turns this off. */
+    if (!getenv("OMP_DYNAMIC")) omp_set_dynamic(1);
+#endif
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         ts_usage(stdout);
         return 0;

@@ -65,19 +65,24 @@ PROMPT=${PROMPT% }
 # decode BIN MODEL STEPS THREADS -> "tok/s maxrss_kb" of one run (generated tokens only)
 decode() {
   local err
-  err=$(OMP_NUM_THREADS=$4 /usr/bin/time -f 'maxrss %M' "$1" "$2" -t 0 -n "$3" -i "Once upon a time" 2>&1 >/dev/null)
+  err=$(OMP_DYNAMIC=false OMP_NUM_THREADS=$4 /usr/bin/time -f 'maxrss %M' "$1" "$2" -t 0 -n "$3" -i "Once upon a time" 2>&1 >/dev/null)
   echo "$(sed -n 's/.*generated: .* (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err") $(sed -n 's/^maxrss //p' <<<"$err")"
 }
 # prefill BIN MODEL THREADS -> prompt tok/s of one run (255 prompt tokens)
 prefill() {
-  OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
+  OMP_DYNAMIC=false OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
 }
 
 decode_rows=() prefill_rows=()
 declare -A fast_rate base_rate
 load_before=$(cut -d' ' -f1 /proc/loadavg)
+BUDGET=${BUDGET:-480} # seconds for the model runs; past it, one run each (a busy machine)
+hurried=""
 for spec in "${MODEL_LIST[@]}"; do
   IFS='|' read -r name _ steps runs base_steps base_runs <<<"$spec"
+  if [ $(($(date +%s) - start_time)) -gt "$BUDGET" ]; then
+    runs=1 base_runs=1 hurried="$hurried $name"
+  fi
   model="$MODELS/$name.bin"
   size=$(stat -c %s "$model")
   for th in $THREADS; do
@@ -181,6 +186,9 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
   echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
   echo "fewer steps favour it (less attention work). Peak RSS includes the mapped model file."
+  [ -n "$hurried" ] && echo "Over the time budget ($BUDGET s), one run only for:$hurried."
+  echo "Threads: OMP_NUM_THREADS with OMP_DYNAMIC=false, so 2 means 2 (./run alone lets OpenMP use"
+  echo "fewer threads than asked when the machine is busy)."
   for th in $THREADS; do
     echo "110M bf16 fast against 110M float32 baseline, $th thread(s): $(ratio "${fast_rate[110M-bf16/$th]}" "${base_rate[110M-f32/$th]}")x."
   done
