@@ -11,8 +11,11 @@
  *     tokens run one at a time, bit for bit (random f32 / bf16 / Q8_0 Llama and GPT-Neo
  *     models written by bench/gen, and stories260K when ../shared is there).
  *  4. The SentencePiece encoder, which merges the parts of a text between places no merge
- *     can cross separately, gives the ids of one merge over the whole text (Llama 2
- *     tokenizer, TinyStories text and odd strings, when ../shared is there).
+ *     can cross separately, gives the ids of one merge over the whole text and of a
+ *     quadratic llama2.c-style encoder (Llama 2 tokenizer, TinyStories text and odd
+ *     strings, when ../shared is there).
+ *  5. The vectorisable quantization and argmax give exactly what fmaxf/roundf and the
+ *     first-maximum loop give.
  */
 #define RUN_NO_MAIN
 #include "../run.c"
