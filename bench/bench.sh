@@ -209,7 +209,7 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo
   echo "## Memory bandwidth and the float32 110M roofline"
   echo
-  echo "| threads | read GB/s, 16 MiB | read GB/s, $(mib "$f32_110M") MiB | 110M f32 roofline tok/s (file bytes per token / bandwidth) | measured | of roofline |"
+  echo "| threads | read GB/s, 16 MiB (best of 21) | read GB/s, $(mib "$f32_110M") MiB (best of 7) | 110M f32 roofline tok/s (file bytes per token / bandwidth) | measured | of roofline |"
   echo "| --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${bw_rows[@]}"
   echo
