@@ -76,16 +76,17 @@ prefill() {
 decode_rows=() prefill_rows=()
 declare -A fast_rate base_rate
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-BUDGET=${BUDGET:-480} # seconds for the model runs; past it, one run each (a busy machine)
+BUDGET=${BUDGET:-420} # seconds for the model runs; past it (a busy machine): one short run each
 hurried=""
 for spec in "${MODEL_LIST[@]}"; do
   IFS='|' read -r name _ steps runs base_steps base_runs <<<"$spec"
-  if [ $(($(date +%s) - start_time)) -gt "$BUDGET" ]; then
-    runs=1 base_runs=1 hurried="$hurried $name"
-  fi
   model="$MODELS/$name.bin"
   size=$(stat -c %s "$model")
   for th in $THREADS; do
+    if [ $(($(date +%s) - start_time)) -gt "$BUDGET" ]; then
+      runs=1 base_runs=1 steps=$((steps < 64 ? steps : 64)) base_steps=$((base_steps < 16 ? base_steps : 16))
+      hurried="$hurried $name/$th"
+    fi
     fast=() base=() rss=0 pf=() pb=()
     for ((r = 0; r < runs; r++)); do
       read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
@@ -186,7 +187,7 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
   echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
   echo "fewer steps favour it (less attention work). Peak RSS includes the mapped model file."
-  [ -n "$hurried" ] && echo "Over the time budget ($BUDGET s), one run only for:$hurried."
+  [ -n "$hurried" ] && echo "Over the time budget ($BUDGET s): one run of at most 64 (baseline 16) steps for:$hurried (model/threads)."
   echo "Threads: OMP_NUM_THREADS with OMP_DYNAMIC=false, so 2 means 2 (./run alone lets OpenMP use"
   echo "fewer threads than asked when the machine is busy)."
   for th in $THREADS; do
