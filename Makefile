@@ -3,6 +3,8 @@
 #   make portable   a plain -O2 build that runs anywhere (./run-portable)
 #   make test       every test: C suite, exporter tests, end-to-end checks
 #   make story      download stories15M + tokenizer if missing, tell a story
+#   make asan       sanitizer builds: ./run-asan and the tests (AddressSanitizer + UBSan)
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (needs clang); see fuzz/README.md
 CC      ?= cc
 PYTHON  ?= python3
 SHARED  ?= ../shared
@@ -14,7 +16,8 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-speed test-py test-e2e story bench clean
+.PHONY: all portable test test-c test-speed test-py test-e2e story bench clean asan test-asan test-valgrind \
+        test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
 run: run.c
@@ -28,7 +31,7 @@ portable: run-portable
 test_all: test_all.c run.c
 	$(CC) $(CFLAGS) -g $(WARN) -o $@ test_all.c -lm
 
-test: test-c test-speed test-py
+test: test-c test-speed test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -68,5 +71,98 @@ story: run
 	done
 	./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
 
+# ---- hostile input: sanitizers, fuzzing, memory discipline (docs/README-security.md) ----
+SANITIZE := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+FUZZ_CC  ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := model tokenizer gpt2 encode decode args
+FUZZ_DEPS := run.c fuzz/fuzz.h fuzz/synth.h
+# every sanitizer finding fails the run; leaks too
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=0:exitcode=86
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+run-asan: run.c
+	$(CC) $(SANITIZE) $(OPENMP) $(WARN) -o $@ run.c -lm
+test_all-asan: test_all.c run.c
+	$(CC) $(SANITIZE) $(OPENMP) $(WARN) -o $@ test_all.c -lm
+test_harden: tests/test_harden.c $(FUZZ_DEPS)
+	$(CC) -O2 -g $(OPENMP) $(WARN) -o $@ tests/test_harden.c -lm
+test_harden-asan: tests/test_harden.c $(FUZZ_DEPS)
+	$(CC) $(SANITIZE) $(OPENMP) $(WARN) -o $@ tests/test_harden.c -lm
+# valgrind cannot decode AVX-512: a plain build, with symbols
+run-valgrind: run.c
+	$(CC) -O2 -g $(OPENMP) $(WARN) -o $@ run.c -lm
+asan: run-asan test_harden-asan $(if $(wildcard test_all.c),test_all-asan)
+
+# Fuzz targets: linked with libFuzzer (clang) for `make fuzz`, or with fuzz/replay.c (any
+# compiler) to replay the seed corpus and every past crash in `make test`.
+fuzz/out/fuzz-%: fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p fuzz/out
+	$(FUZZ_CC) -O1 -g -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all $(WARN) -o $@ $< -lm
+fuzz/out/replay-%: fuzz/fuzz_%.c fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p fuzz/out
+	$(CC) -O1 -g $(WARN) -o $@ $< fuzz/replay.c -lm
+fuzz/out/replay-asan-%: fuzz/fuzz_%.c fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p fuzz/out
+	$(CC) $(SANITIZE) $(WARN) -o $@ $< fuzz/replay.c -lm
+fuzz-build: $(addprefix fuzz/out/fuzz-,$(FUZZ_TARGETS))
+
+# Each target for FUZZ_SECONDS from its seed corpus (plus the inputs earlier runs found, kept
+# in fuzz/out/corpus/, and the regressions). A crash stops with the input's path.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/out/corpus/$$t fuzz/out/crashes/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ./fuzz/out/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/out/crashes/$$t/ \
+	    fuzz/out/corpus/$$t fuzz/corpus/$$t $$(ls -d fuzz/regressions/$$t 2>/dev/null) 2>fuzz/out/$$t.log \
+	  || { tail -40 fuzz/out/$$t.log; echo "fuzz: $$t failed: add the input named above to fuzz/regressions/$$t/, fix, re-run"; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" fuzz/out/$$t.log | tr '\n' ' '; echo; \
+	done
+
+# Regenerate the committed seed corpus (fuzz/make_corpus.c writes fuzz/corpus/<target>/).
+fuzz-corpus: fuzz/make_corpus.c $(FUZZ_DEPS)
+	@mkdir -p fuzz/out
+	$(CC) -O1 -g $(WARN) -o fuzz/out/make_corpus fuzz/make_corpus.c -lm
+	./fuzz/out/make_corpus
+
+test-replay: $(addprefix fuzz/out/replay-,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do printf "%-10s " $$t; ./fuzz/out/replay-$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
+
+test-harden: test_harden
+	SHARED=$(SHARED) ./test_harden
+
+# Hostile files, flags and prompts against the sanitizer build (tests/hostile.py).
+test-hostile: run-asan
+	SHARED=$(SHARED) $(PYTHON) tests/hostile.py ./run-asan
+
+# Long runs, memory bounds and thread-count determinism of the real binary.
+test-runs: run
+	SHARED=$(SHARED) $(PYTHON) tests/runs.py ./run
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: asan $(addprefix fuzz/out/replay-asan-,$(FUZZ_TARGETS))
+	$(if $(wildcard test_all.c),SHARED=$(SHARED) RUN_BINARY=./run-asan ./test_all-asan,@echo "test-asan: no test_all.c in this tree, skipped")
+	SHARED=$(SHARED) ./test_harden-asan
+	@for t in $(FUZZ_TARGETS); do printf "%-10s " $$t; ./fuzz/out/replay-asan-$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
+	SHARED=$(SHARED) $(PYTHON) tests/hostile.py ./run-asan
+	SHARED=$(SHARED) $(PYTHON) tests/runs.py --quick ./run-asan
+
+# End-to-end generations under valgrind: stories260K for 64 steps, and the synthetic GPT-Neo
+# file with its embedded tokenizer (seed corpus). No error, no leak.
+VALGRIND := OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive valgrind -q --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+test-valgrind: run-valgrind
+	@if ! command -v valgrind >/dev/null; then echo "test-valgrind: SKIPPED (valgrind not installed)"; exit 0; fi; \
+	mkdir -p fuzz/out; \
+	$(VALGRIND) ./run-valgrind fuzz/corpus/model/tsmf-neo-tokenizer -n 0 -s 3 -i "Once" >/dev/null 2>fuzz/out/valgrind.log \
+	  || { cat fuzz/out/valgrind.log; echo "test-valgrind: FAILED on the synthetic GPT-Neo file"; exit 1; }; \
+	echo "test-valgrind: synthetic GPT-Neo file, full context: clean"; \
+	if [ ! -f $(SHARED)/models/stories260K.bin ]; then echo "test-valgrind: stories260K SKIPPED ($(SHARED)/models/stories260K.bin not found)"; exit 0; fi; \
+	$(VALGRIND) ./run-valgrind $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin -n 64 -s 42 -i "Once upon a time" \
+	  >/dev/null 2>fuzz/out/valgrind.log || { cat fuzz/out/valgrind.log; echo "test-valgrind: FAILED on stories260K"; exit 1; }; \
+	echo "test-valgrind: stories260K, 64 steps: clean"
+
 clean:
-	rm -f run run-portable test_all test_speed bench/gen
+	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan test_speed bench/gen
+	rm -rf fuzz/out

@@ -303,6 +303,7 @@ typedef struct {
     size_t size, pos;
     ts_error *err;
     int failed;
+    const char *region;  /* what ends at `size`, for messages: "model file", "TSMF weights" */
 } ts_reader;
 
 static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t align, const char *what) {
@@ -310,8 +311,8 @@ static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t 
     size_t bytes, start = r->pos, end;
     if (align > 1) start = (start + align - 1) / align * align;
     if (start < r->pos || !ts_mul(count, elem_size, &bytes) || !ts_add(start, bytes, &end) || end > r->size) {
-        ts_fail(r->err, TS_E_FORMAT, "model file is truncated: tensor %s needs %zu x %zu bytes at offset %zu, file has %zu",
-                what, count, elem_size, start, r->size);
+        ts_fail(r->err, TS_E_FORMAT, "%s is truncated: tensor %s needs %zu x %zu bytes at offset %zu, but it ends at %zu",
+                r->region, what, count, elem_size, start, r->size);
         r->failed = 1;
         return NULL;
     }
@@ -332,7 +333,8 @@ static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const 
 /* A matrix of the given type: values, then (Q8_0) its group scales. */
 static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
     ts_matrix m = {type, rows, cols, group_size, NULL, NULL};
-    size_t n = (size_t)rows * (size_t)cols;
+    size_t n;
+    if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
     if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
     else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
     else {
@@ -450,7 +452,7 @@ static int ts_load_llama2c(ts_model *m, ts_reader *r, int version, int shared) {
     }
     if (version == 0) {
         m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
-        ts_take_f32(r, (size_t)c->seq_len * c->head_dim, 1, "rope tables"); /* unused freq_cis */
+        ts_take(r, (size_t)c->seq_len, (size_t)c->head_dim * 4, 1, "rope tables"); /* unused freq_cis */
     }
     m->classifier = shared ? m->tok_embedding : ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "classifier");
     if (r->failed) return r->err ? r->err->code : TS_E_FORMAT;
@@ -508,23 +510,25 @@ static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *t
     const unsigned char *windows = (const unsigned char *)ts_take(r, (size_t)c->n_layers, 4, 1, "layer_window");
     if (!windows) return TS_E_FORMAT;
     if (weights_offset % 64 || weights_offset < r->pos || weights_offset > r->size || weights_size > r->size - weights_offset)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights at offset %llu size %llu do not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_offset = %llu, weights_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the layer windows)",
                        (unsigned long long)weights_offset, (unsigned long long)weights_size, r->size);
     if (*tok_kind != TS_TOK_NONE &&
         (tokenizer_offset % 64 || tokenizer_offset < weights_offset + weights_size || tokenizer_offset > r->size ||
          tokenizer_size > r->size - tokenizer_offset))
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer at offset %llu size %llu does not fit the file of %zu bytes",
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer_offset = %llu, tokenizer_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the weights)",
                        (unsigned long long)tokenizer_offset, (unsigned long long)tokenizer_size, r->size);
     *tok_offset = (size_t)tokenizer_offset;
     *tok_size = (size_t)tokenizer_size;
 
     /* tensors: the weights region only */
-    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0};
+    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0,
+                   "TSMF weights region (weights_offset + weights_size)"};
     int type = c->weight_type, gs = c->group_size, dim = c->dim, hid = c->hidden_dim;
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     int layer_norm = c->norm_kind == TS_NORM_LAYER;
     m->tok_embedding = ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "tok_embedding");
-    if (c->pos_kind == TS_POS_LEARNED) m->pos_embedding = ts_take_f32(&w, (size_t)c->seq_len * dim, 64, "pos_embedding");
+    if (c->pos_kind == TS_POS_LEARNED) /* (seq_len) rows of dim floats */
+        m->pos_embedding = (const float *)ts_take(&w, (size_t)c->seq_len, (size_t)dim * 4, 64, "pos_embedding");
     for (int l = 0; l < c->n_layers; l++) {
         ts_layer *ly = &m->layers[l];
         ly->window = ts_read_i32(windows + 4 * (size_t)l);
@@ -566,7 +570,7 @@ static void ts_tokenizer_free(ts_tokenizer *t);
 /* Recognises the layout from the first bytes and fills in the model. */
 static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts_error *err) {
     ts_config *c = &m->config;
-    ts_reader r = {m->file, m->file_size, 0, err, 0};
+    ts_reader r = {m->file, m->file_size, 0, err, 0, "model file"};
     size_t embedded_offset = 0, embedded_size = 0;
     int embedded_kind = TS_TOK_NONE, rc;
     memset(c, 0, sizeof *c);
@@ -629,6 +633,10 @@ static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts
 /* Reads a whole file: mmap where we can (read-only, shared between processes). */
 static int ts_map_file(const char *path, const unsigned char **data, size_t *size, int *mapped, void **owned, ts_error *err) {
     *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
+#ifdef TS_HAVE_MMAP
+    struct stat st; /* a FIFO would block, a device has no size: only plain files */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return ts_fail(err, TS_E_IO, "%s is not a regular file", path);
+#endif
     FILE *f = fopen(path, "rb");
     if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) {
@@ -701,15 +709,22 @@ static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb
     return h;
 }
 
+/* Every piece sits at most this many slots after its hash's slot: checked as the table is
+ * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
+ * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
+ * lookup walk a long run. */
+#define TS_MAX_PROBE 256
+
 /* The id of the token whose bytes are a followed by b, or -1. */
 static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
     size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
-    for (;; i = (i + 1) & t->hash_mask) {
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
         int id = t->hash[i];
         if (id < 0) return -1;
         if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
             return id;
     }
+    return -1;
 }
 
 /* Builds the hash from pieces; the first of duplicate pieces wins. */
@@ -723,7 +738,10 @@ static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
     for (int id = 0; id < t->vocab_size; id++) {
         if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
         size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
-        while (t->hash[i] >= 0) i = (i + 1) & t->hash_mask;
+        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
+            if (probe == TS_MAX_PROBE)
+                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
+                               id, TS_MAX_PROBE);
         t->hash[i] = id;
     }
     return TS_OK;
@@ -738,12 +756,15 @@ static int ts_hexval(char ch) {
 
 static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
     int n = t->vocab_size;
+    /* every token takes at least 8 bytes: refuse a short file before allocating for it */
+    if (size < 4 || (size - 4) / 8 < (size_t)n)
+        return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: %zu bytes cannot hold the model's %d tokens",
+                       size, n);
     t->piece = (const char **)calloc((size_t)n, sizeof(char *));
     t->piece_len = (int *)calloc((size_t)n, sizeof(int));
     t->score = (float *)calloc((size_t)n, sizeof(float));
     t->byte_value = (short *)calloc((size_t)n, sizeof(short));
     if (!t->piece || !t->piece_len || !t->score || !t->byte_value) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    if (size < 4) return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated: %zu bytes", size);
     size_t pos = 4; /* skip max_token_length: lengths are checked one by one instead */
     for (int id = 0; id < n; id++) {
         if (size - pos < 8)
@@ -751,7 +772,7 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
         float score = ts_read_f32(data + pos);
         int32_t len = ts_read_i32(data + pos + 4);
         pos += 8;
-        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score", id);
+        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score (%g)", id, (double)score);
         if (len < 0 || (size_t)len > size - pos)
             return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has length %d, past the end of the tokenizer (%zu bytes)", id, (int)len, size);
         t->piece[id] = (const char *)data + pos;
@@ -1265,31 +1286,36 @@ static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
     return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
 }
 
-/* The merge for the pair (l, r), or NULL. Terminates: a slot is always empty. */
+/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
+ * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
 static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
     size_t i = gpt2_slot_of(t, l, r);
-    for (;;) {
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
         const gpt2_merge *m = &t->merges[i];
         if (m->left == l && m->right == r) return m;
         if (m->left < 0) return NULL;
         i = (i + 1) & t->mask;
     }
+    return NULL;
 }
 
 /* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
- * BPE does when it collects merges into a map. */
-static void gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
+ * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
+ * its slots (only a file crafted to slow every lookup down does that). */
+static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
     size_t i = gpt2_slot_of(t, l, r);
     gpt2_merge *m;
-    for (;;) {
+    for (int probe = 0;; probe++) {
         m = &t->merges[i];
         if (m->left < 0 || (m->left == l && m->right == r)) break;
+        if (probe == TS_MAX_PROBE) return -1;
         i = (i + 1) & t->mask;
     }
     m->left = l;
     m->right = r;
     m->rank = rank;
     m->result = res;
+    return 0;
 }
 
 static void gpt2_free(gpt2_tokenizer *t) {
@@ -1304,12 +1330,18 @@ static int64_t gpt2_rd_i32(const unsigned char *p) {
     return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
 }
 
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *what, long at) {
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
-        if (at >= 0)
-            snprintf(err, errlen, "gpt2 tokenizer: %s %ld", what, at);
-        else
-            snprintf(err, errlen, "gpt2 tokenizer: %s", what);
+        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
+        va_list ap;
+        va_start(ap, fmt);
+        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
     }
     gpt2_free(t);
     return code;
@@ -1322,24 +1354,26 @@ static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t 
     for (b = 0; b < 256; b++) t->byte_id[b] = -1;
     for (i = 0; i < t->n_tokens; i++) {
         int64_t len;
-        if (size - *off < 4) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "truncated length of token", i);
+        if (size - *off < 4)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
         len = gpt2_rd_i32(sec + *off);
         *off += 4;
         if (len < 0 || (uint64_t)len > size - *off)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "length out of bounds for token", i);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
+                             (long long)len, size);
         t->tokens[i].bytes = sec + *off;
         t->tokens[i].len = (int32_t)len;
         *off += (size_t)len;
         if (len == 1) {
             b = sec[*off - 1];
             if (t->byte_id[b] >= 0)
-                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "duplicate one-byte token: token", i);
+                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
             t->byte_id[b] = i;
         }
     }
     for (b = 0; b < 256; b++)
         if (t->byte_id[b] < 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "missing one-byte token for byte value", b);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
     return 0;
 }
 
@@ -1351,14 +1385,14 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
     int i;
 
     if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge records do not exactly fill the rest of the section",
-                         -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
+                         t->n_merges, size - off);
     while (cap / 2 < (size_t)t->n_merges) {
         cap <<= 1;
         bits++;
     }
     t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
-    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory", -1);
+    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
     t->mask = cap - 1;
     t->shift = 64 - bits;
     for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
@@ -1367,7 +1401,8 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
         int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
         const gpt2_token *L, *R, *X;
         if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "id out of range in merge", i);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
+                             (long long)r, (long long)res, t->n_tokens - 1);
         L = &t->tokens[l];
         R = &t->tokens[r];
         X = &t->tokens[res];
@@ -1375,8 +1410,11 @@ static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t 
          * the BPE loops rely on (a position's id never repeats). */
         if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
             memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "result bytes != left bytes + right bytes in merge", i);
-        gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res);
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
+                             i, (long long)res, (long long)l, (long long)r);
+        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
+                             i, TS_MAX_PROBE);
     }
     return 0;
 }
@@ -1391,21 +1429,24 @@ static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t siz
 
     memset(t, 0, sizeof *t);
     if (err && errlen) err[0] = '\0';
-    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "section too small", -1);
+    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
     nt = gpt2_rd_i32(section);
     nm = gpt2_rd_i32(section + 4);
     if (nt != vocab_size)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token count differs from the model's vocab_size", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
+                         vocab_size);
     /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
      * by the size before anything is allocated. */
     if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "bad token count", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
+                         (long long)nt, size);
     if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "bad merge count", -1);
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
+                         (long long)nm, size);
     t->n_tokens = (int)nt;
     t->n_merges = (int)nm;
     t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
-    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory", -1);
+    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
     rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
     if (rc) return rc;
     return gpt2_load_merges(t, section, size, off, err, errlen);
@@ -1749,10 +1790,16 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
             float scale = wmax / 127.0f;
             s[(size_t)t * groups + g] = scale;
             int8_t *qg = q + (size_t)t * cols + (size_t)g * gs;
-            if (scale > 0.0f)
-                for (int i = 0; i < len; i++) qg[i] = (int8_t)ts_round(xg[i] / scale); /* |x / scale| <= 127 */
-            else
-                for (int i = 0; i < len; i++) qg[i] = 0;
+            int clean = scale >= FLT_MIN && scale <= FLT_MAX; /* and no NaN: then |x / scale| <= 127 */
+            for (int i = 0; i < len; i++) clean &= xg[i] == xg[i];
+            if (clean) /* the usual case, in a loop compilers vectorise */
+                for (int i = 0; i < len; i++) qg[i] = (int8_t)ts_round(xg[i] / scale);
+            else /* zero, denormal or infinite scales and NaNs (broken models): clamp */
+                for (int i = 0; i < len; i++) {
+                    float v = scale > 0.0f ? xg[i] / scale : 0.0f;
+                    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
+                    qg[i] = (int8_t)ts_round(v);
+                }
         }
 }
 
@@ -2288,10 +2335,11 @@ static int ts_compare_prob(const void *a, const void *b) {
 
 static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *probindex, float coin) {
     /* tokens below (1 - topp) / (n - 1) can never be in the nucleus: skip them before sorting */
-    float cutoff = (1.0f - topp) / (float)(n - 1);
+    float cutoff = n > 1 ? (1.0f - topp) / (float)(n - 1) : 0.0f;
     int n0 = 0;
     for (int i = 0; i < n; i++)
         if (p[i] >= cutoff) probindex[n0].index = i, probindex[n0].prob = p[i], n0++;
+    if (n0 == 0) return ts_argmax(p, n); /* only NaN probabilities (a broken model): no nucleus */
     qsort(probindex, (size_t)n0, sizeof(ts_prob_index), ts_compare_prob);
     float cumulative = 0.0f;
     int last = n0 - 1;
@@ -2387,7 +2435,8 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         free(m);
         return rc;
     }
-    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping. */
+    /* A separate tokenizer is small: keep a private copy so its pieces need no mapping
+     * (at most 1 GiB: Llama 2's is 0.4 MB; a sparse file could claim terabytes). */
     void *tok_copy = NULL;
     size_t tok_size = 0;
     if (tokenizer_path) {
@@ -2395,7 +2444,10 @@ int ts_model_load(ts_model **out, const char *path, const char *tokenizer_path, 
         int tok_mapped;
         void *tok_owned;
         rc = ts_map_file(tokenizer_path, &tok, &tok_size, &tok_mapped, &tok_owned, err);
-        if (rc == TS_OK) {
+        if (rc == TS_OK && tok_size > ((size_t)1 << 30)) {
+            rc = ts_fail(err, TS_E_FORMAT, "%s is %zu bytes, too large for a tokenizer (at most 1 GiB)", tokenizer_path, tok_size);
+            ts_unmap_file(tok, tok_size, tok_mapped, tok_owned);
+        } else if (rc == TS_OK) {
             tok_copy = malloc(tok_size);
             if (tok_copy) memcpy(tok_copy, tok, tok_size);
             else rc = ts_fail(err, TS_E_NOMEM, "out of memory");
@@ -2431,6 +2483,8 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
     const ts_tokenizer *t = &m->tokenizer;
     *n_ids = 0;
     if (t->kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "no text (NULL) of %zu bytes", len);
+    if (max_ids < 0 || (max_ids > 0 && !ids)) return ts_fail(err, TS_E_ARG, "no room for the ids (max_ids = %d)", max_ids);
     if (len > (size_t)INT_MAX / 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long to encode", len);
     /* encode into a buffer large enough for any result, then copy what fits */
     int *buf = (int *)malloc((len + 3) * sizeof(int));
@@ -2446,7 +2500,7 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
         free(buf);
         return ts_fail(err, TS_E_NOMEM, "out of memory while encoding");
     }
-    memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
+    if (max_ids > 0) memcpy(ids, buf, (size_t)(n < max_ids ? n : max_ids) * sizeof(int));
     free(buf);
     *n_ids = (int)n;
     return TS_OK;
@@ -2481,51 +2535,78 @@ const char *ts_decode(const ts_model *m, int prev, int token, size_t *len) {
     return p;
 }
 
+/* Physical memory of this machine in bytes, 0 if unknown. A session larger than this could
+ * only swap: ts_session_new refuses it with a clear message instead (a hostile header can
+ * ask for a million positions of a thousand layers). */
+static size_t ts_physical_memory(void) {
+#if defined(TS_HAVE_MMAP) && defined(_SC_PHYS_PAGES)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page) return (size_t)pages * (size_t)page;
+#endif
+    return 0;
+}
+
 int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err) {
     *out = NULL;
     const ts_config *c = &m->config;
     if (max_positions <= 0 || max_positions > c->seq_len) max_positions = c->seq_len;
-    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
-    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    s->model = m;
-    s->max_positions = max_positions;
-    s->batch = max_positions < TS_BATCH ? max_positions : TS_BATCH;
-    s->rng_state = 1;
-    size_t B = (size_t)s->batch, P = (size_t)max_positions, dim = (size_t)c->dim, hid = (size_t)c->hidden_dim;
-    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t B = (size_t)(max_positions < TS_BATCH ? max_positions : TS_BATCH), P = (size_t)max_positions;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim, V = (size_t)c->vocab_size, H = (size_t)c->n_heads;
+    size_t q_dim = H * (size_t)c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     size_t widest = dim > hid ? dim : hid;
     if (q_dim > widest) widest = q_dim;
-    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1;
-    /* one allocation, cut into named arrays (each rounded up to 64 bytes) */
-    struct { void **ptr; size_t bytes; } parts[] = {
-        {(void **)&s->x, B * dim * 4},
-        {(void **)&s->xb, B * widest * 4},
-        {(void **)&s->xb2, B * dim * 4},
-        {(void **)&s->hb, B * hid * 4},
-        {(void **)&s->hb2, B * hid * 4},
-        {(void **)&s->q, B * q_dim * 4},
-        {(void **)&s->att, B * c->n_heads * P * 4},
-        {(void **)&s->logits, B * (size_t)c->vocab_size * 4},
-        {(void **)&s->xq, B * widest},
-        {(void **)&s->xq_scale, B * (widest / gs + 1) * 4},
-        {(void **)&s->rope_cos, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->rope_sin, P * (c->head_dim / 2 + 1) * 4},
-        {(void **)&s->k, B * kv_dim * 4},
-        {(void **)&s->key_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->value_cache, (size_t)c->n_layers * P * kv_dim * 4},
-        {(void **)&s->probindex, (size_t)c->vocab_size * sizeof(ts_prob_index)},
+    size_t gs = c->group_size > 0 ? (size_t)c->group_size : 1, rope_w = (size_t)c->head_dim / 2 + 1;
+    size_t kv_rows = (size_t)c->n_layers * P; /* cache rows of kv_dim floats, per K and V */
+    /* one allocation, cut into named arrays of rows x width elements (each rounded up to 64 bytes) */
+    ts_session *s = (ts_session *)calloc(1, sizeof(ts_session));
+    if (!s) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    struct { void **ptr; size_t rows, width, elem; } parts[] = {
+        {(void **)&s->x, B, dim, 4},
+        {(void **)&s->xb, B, widest, 4},
+        {(void **)&s->xb2, B, dim, 4},
+        {(void **)&s->hb, B, hid, 4},
+        {(void **)&s->hb2, B, hid, 4},
+        {(void **)&s->q, B, q_dim, 4},
+        {(void **)&s->att, B * H, P, 4},
+        {(void **)&s->logits, B, V, 4},
+        {(void **)&s->xq, B, widest, 1},
+        {(void **)&s->xq_scale, B, widest / gs + 1, 4},
+        {(void **)&s->rope_cos, P, rope_w, 4},
+        {(void **)&s->rope_sin, P, rope_w, 4},
+        {(void **)&s->k, B, kv_dim, 4},
+        {(void **)&s->key_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->value_cache, kv_rows, kv_dim, 4},
+        {(void **)&s->probindex, V, 1, sizeof(ts_prob_index)},
     };
-    size_t total = 0, n_parts = sizeof parts / sizeof parts[0];
-    for (size_t i = 0; i < n_parts; i++) total += (parts[i].bytes + 63) / 64 * 64;
+    size_t total = 0, n_parts = sizeof parts / sizeof parts[0], bytes[sizeof parts / sizeof parts[0]] = {0};
+    int ok = 1;
+    for (size_t i = 0; i < n_parts && ok; i++) { /* rows * width * elem rounded up to 64, checked */
+        ok = ts_mul(parts[i].rows, parts[i].width, &bytes[i]) && ts_mul(bytes[i], parts[i].elem, &bytes[i]) &&
+             ts_add(bytes[i], 63, &bytes[i]);
+        bytes[i] -= bytes[i] % 64;
+        ok = ok && ts_add(total, bytes[i], &total);
+    }
+    size_t phys = ts_physical_memory();
+    if (!ok || total > SIZE_MAX / 2 || (phys > 0 && total > phys)) {
+        free(s);
+        return ts_fail(err, TS_E_NOMEM,
+                       "a session of %d positions needs %.0f MB (KV cache %.0f MB), more than this machine's %.0f MB of memory: ask for fewer positions (-n)",
+                       max_positions, ok ? (double)total / 1048576.0 : INFINITY, (double)kv_rows * (double)kv_dim * 8.0 / 1048576.0,
+                       (double)phys / 1048576.0);
+    }
+    s->model = m;
+    s->max_positions = max_positions;
+    s->batch = (int)B;
+    s->rng_state = 1;
     unsigned char *mem = (unsigned char *)ts_aligned_alloc(total);
     if (!mem) {
         free(s);
-        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state", total);
+        return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state for %d positions", total, max_positions);
     }
     s->memory = mem;
     for (size_t i = 0; i < n_parts; i++) {
         *parts[i].ptr = mem;
-        mem += (parts[i].bytes + 63) / 64 * 64;
+        mem += bytes[i];
     }
     /* rotary angles, as llama2.c computes them: freq = 1 / theta^(2i / head_dim) */
     int half = c->head_dim / 2;
@@ -2903,7 +2984,9 @@ static int ts_run_tokenize(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
-/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
+/* Reads a whole file into a NUL-terminated malloc'ed buffer, up to the most text the
+ * tokenizer takes (a device such as /dev/zero would otherwise fill memory). */
+#define TS_MAX_TEXT ((size_t)INT_MAX / 4 - 4)
 static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) {
     FILE *f = fopen(path, "rb");
     if (!f) return snprintf(msg, msg_len, "cannot open %s: %s", path, strerror(errno)), NULL;
@@ -2913,7 +2996,11 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
-        char *bigger = cap > SIZE_MAX / 4 ? NULL : (char *)realloc(buf, cap * 2 + 1);
+        if (n > TS_MAX_TEXT) {
+            free(buf), fclose(f);
+            return snprintf(msg, msg_len, "%s is larger than %zu bytes, the most this tool reads", path, TS_MAX_TEXT), NULL;
+        }
+        char *bigger = (char *)realloc(buf, cap * 2 + 1);
         if (!bigger) free(buf);
         buf = bigger, cap *= 2;
     }
@@ -2927,6 +3014,12 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* A session of `positions` (the most this run can reach: the KV cache holds no more). */
+static int ts_open_session(const ts_model *m, int positions, ts_session **s) {
+    ts_error err = {0, ""};
+    return ts_session_new(s, m, positions, &err) ? ts_die(err.msg) : 0;
 }
 
 /* Reads whitespace-separated token ids, each in 0..vocab_size-1, into a malloc'ed array. */
@@ -2981,35 +3074,50 @@ static int ts_run_decode(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
-static int ts_run_logits(ts_session *s, const ts_args *a) {
-    const ts_config *c = &s->model->config;
+static int ts_run_logits(const ts_model *m, const ts_args *a) {
+    const ts_config *c = ts_model_config(m);
     char msg[512];
     int n;
     int *ids = ts_read_ids(a->ids_path, c->vocab_size, &n, msg, sizeof msg);
     if (!ids) return ts_die(msg);
-    if (n > s->max_positions) {
-        snprintf(msg, sizeof msg, "%d token ids are more than the model's context of %d", n, s->max_positions);
+    if (n > c->seq_len) {
+        snprintf(msg, sizeof msg, "%s holds %d token ids, more than the model's context of %d", a->ids_path, n, c->seq_len);
         free(ids);
         return ts_die(msg);
     }
-    float *logits = (float *)malloc((size_t)n * c->vocab_size * sizeof(float));
-    ts_error err = {0, ""};
-    if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
-        free(ids), free(logits);
-        return ts_die(logits ? err.msg : "out of memory");
+    ts_session *s;
+    if (ts_open_session(m, n, &s)) {
+        free(ids);
+        return 1;
     }
+    /* one block of the session's batch at a time: out grows by rows as they come */
     FILE *f = fopen(a->out_path, "wb");
-    int ok = f != NULL;
-    for (size_t i = 0; ok && i < (size_t)n * c->vocab_size; i++) { /* float32 little-endian */
-        uint32_t bits;
-        memcpy(&bits, &logits[i], 4);
-        unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
-        ok = fwrite(b, 1, 4, f) == 4;
+    ts_error err = {0, ""};
+    size_t V = (size_t)c->vocab_size;
+    float *logits = (float *)malloc((size_t)s->batch * V * sizeof(float));
+    int ok = f != NULL && logits != NULL, failed_forward = 0;
+    for (int done = 0; ok && done < n; done += s->batch) {
+        int k = n - done < s->batch ? n - done : s->batch;
+        if (ts_forward_all(s, ids + done, k, done, logits, &err)) {
+            ok = 0, failed_forward = 1;
+            break;
+        }
+        for (size_t i = 0; ok && i < (size_t)k * V; i++) { /* float32 little-endian */
+            uint32_t bits;
+            memcpy(&bits, &logits[i], 4);
+            unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
+            ok = fwrite(b, 1, 4, f) == 4;
+        }
     }
-    if (f && fclose(f) != 0) ok = 0;
+    int saved_errno = errno;
+    if (f && fclose(f) != 0) ok = 0, saved_errno = errno;
     free(ids), free(logits);
+    ts_session_free(s);
     if (!ok) {
-        snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(errno));
+        if (failed_forward) snprintf(msg, sizeof msg, "%s", err.msg);
+        else if (!f) snprintf(msg, sizeof msg, "cannot open %s for writing: %s", a->out_path, strerror(saved_errno));
+        else if (!logits) snprintf(msg, sizeof msg, "out of memory");
+        else snprintf(msg, sizeof msg, "cannot write %s: %s", a->out_path, strerror(saved_errno));
         return ts_die(msg);
     }
     return 0;
@@ -3021,29 +3129,27 @@ static void ts_ppl_progress(void *user, long done, long total) {
     if (done == total) fprintf(stderr, "\n");
 }
 
-static int ts_run_ppl(ts_session *s, const ts_args *a) {
+static int ts_run_ppl(const ts_model *m, const ts_args *a) {
     char msg[512];
     size_t len;
     char *text = ts_slurp(a->text_path, &len, msg, sizeof msg);
     if (!text) return ts_die(msg);
+    /* chunks of seq_len tokens; a text of len bytes is at most len + 2 tokens (BOS, prefix) */
+    int positions = len + 2 < (size_t)m->config.seq_len ? (int)len + 2 : m->config.seq_len;
+    ts_session *s;
+    if (ts_open_session(m, positions, &s)) {
+        free(text);
+        return 1;
+    }
     long n;
     double loss;
     ts_error err = {0, ""};
     int rc = ts_perplexity(s, text, len, &n, &loss, ts_ppl_progress, NULL, &err);
     free(text);
+    ts_session_free(s);
     if (rc) return ts_die(err.msg);
     printf("tokens: %ld\nloss: %.6f\nperplexity: %.6f\n", n, loss, exp(loss));
     return 0;
-}
-
-/* Does the model file carry its own tokenizer? (peeks at the TSMF header) */
-static int ts_file_has_tokenizer(const char *path) {
-    unsigned char h[84];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t got = fread(h, 1, sizeof h, f);
-    fclose(f);
-    return got == sizeof h && memcmp(h, "TSMF", 4) == 0 && ts_read_i32(h + 80) != TS_TOK_NONE;
 }
 
 int main(int argc, char **argv) {
@@ -3065,32 +3171,27 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* the tokenizer: -z, else the model's own, else tokenizer.bin (llama2.c's default) */
-    const char *tok_path = a.tokenizer;
-    if (!tok_path && !ts_file_has_tokenizer(a.checkpoint) && strcmp(a.mode, "logits") != 0) tok_path = "tokenizer.bin";
     ts_model *m;
     ts_error err = {0, ""};
-    if (ts_model_load(&m, a.checkpoint, tok_path, &err)) return ts_die(err.msg);
+    if (ts_model_load(&m, a.checkpoint, a.tokenizer, &err)) return ts_die(err.msg);
+    if (!a.tokenizer && m->tokenizer.kind == TS_TOK_NONE && strcmp(a.mode, "logits") != 0) {
+        ts_model_free(m);
+        if (ts_model_load(&m, a.checkpoint, "tokenizer.bin", &err)) return ts_die(err.msg);
+    }
     const ts_config *c = ts_model_config(m);
     unsigned long long seed = a.seed > 0 ? (unsigned long long)a.seed : (unsigned long long)time(NULL);
     int rc;
-    if (!strcmp(a.mode, "tokenize") || !strcmp(a.mode, "decode")) { /* no session needed */
-        rc = !strcmp(a.mode, "tokenize") ? ts_run_tokenize(m, &a) : ts_run_decode(m, &a);
-        ts_model_free(m);
-        return rc;
+    if (!strcmp(a.mode, "tokenize")) rc = ts_run_tokenize(m, &a); /* no session needed */
+    else if (!strcmp(a.mode, "decode")) rc = ts_run_decode(m, &a);
+    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(m, &a);
+    else if (!strcmp(a.mode, "ppl")) rc = ts_run_ppl(m, &a);
+    else { /* generate and chat run at most `steps` positions */
+        int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
+        ts_session *s = NULL;
+        rc = ts_open_session(m, steps, &s);
+        if (rc == 0) rc = !strcmp(a.mode, "generate") ? ts_run_generate(s, &a, seed) : ts_run_chat(s, &a, seed);
+        ts_session_free(s);
     }
-    /* the KV cache holds the positions this run can reach: generate runs `steps` */
-    int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
-    int positions = !strcmp(a.mode, "generate") ? steps : c->seq_len;
-    ts_session *s;
-    if (ts_session_new(&s, m, positions, &err)) {
-        ts_model_free(m);
-        return ts_die(err.msg);
-    }
-    if (!strcmp(a.mode, "generate")) rc = ts_run_generate(s, &a, seed);
-    else if (!strcmp(a.mode, "chat")) rc = ts_run_chat(s, &a, seed);
-    else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(s, &a);
-    else rc = ts_run_ppl(s, &a);
-    ts_session_free(s);
     ts_model_free(m);
     return rc;
 }

@@ -74,21 +74,19 @@ class HuggingFaceLogits(unittest.TestCase):
             n = len(ref["greedy_prompt"])
             np.testing.assert_array_equal(g[n - 1:-1].argmax(axis=1), ref["greedy_output"])
 
-    def test_llama_gqa(self):
-        folder = shared("fixtures", "hf", "llama-hf-gqa")
+    def export_and_check(self, name):
+        folder = shared("fixtures", "hf", name)
         need(self, folder)
         with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "llama.bin")
+            out = os.path.join(tmp, "model.bin")
             export("model", folder, out)
             self.check_reference(folder, out)
 
+    def test_llama_gqa(self):
+        self.export_and_check("llama-hf-gqa")
+
     def test_gptneo_safetensors(self):
-        folder = shared("fixtures", "hf", "gptneo-tinystories-1m-shape")
-        need(self, folder)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "neo.bin")
-            export("model", folder, out)
-            self.check_reference(folder, out)
+        self.export_and_check("gptneo-tinystories-1m-shape")
 
     def test_gptneo_pytorch_bin_alone(self):
         folder = shared("fixtures", "hf", "gptneo-tinystories-1m-shape")

@@ -133,13 +133,17 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     free(x), free(xs), free(xq), free(plain), free(fast), free(one), free(threads);
 }
 
-/* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups. */
+/* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups,
+ * and the clamped one for broken activations (NaN, denormal or infinite group scales). */
 static void test_quantize(void) {
     enum { n = 3, cols = 200, gs = 64, groups = 4 };
     static float x[n * cols], s[n * groups], ref_s[n * groups];
     static int8_t q[n * cols], ref_q[n * cols];
     for (int i = 0; i < n * cols; i++) x[i] = i % 7 == 0 ? (float)(i % 255 - 127) * 0.5f : uniform() * 3.0f;
     for (int i = 0; i < cols; i++) x[cols + i] = 0.0f; /* an all-zero token: scale 0 */
+    x[2 * cols + 5] = NAN;                               /* token 2: a NaN in group 0, */
+    for (int i = 64; i < 128; i++) x[2 * cols + i] = (float)(i - 96) * 1e-43f; /* denormals, */
+    x[2 * cols + 130] = INFINITY;                        /* an infinity in group 2 */
     ts_quantize(q, s, x, n, cols, gs);
     for (int t = 0; t < n; t++)
         for (int g = 0; g < groups; g++) {
@@ -149,7 +153,11 @@ static void test_quantize(void) {
             for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
             float scale = wmax / 127.0f;
             ref_s[t * groups + g] = scale;
-            for (int i = 0; i < len; i++) ref_q[t * cols + g * gs + i] = scale > 0.0f ? (int8_t)roundf(xg[i] / scale) : 0;
+            for (int i = 0; i < len; i++) {
+                float v = scale > 0.0f ? xg[i] / scale : 0.0f;
+                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
+                ref_q[t * cols + g * gs + i] = (int8_t)roundf(v);
+            }
         }
     CHECK(memcmp(q, ref_q, sizeof q) == 0 && memcmp(s, ref_s, sizeof s) == 0, "ts_quantize differs from fmaxf/roundf quantization");
 }

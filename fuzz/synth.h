@@ -1,0 +1,298 @@
+/* fuzz/synth.h -- small synthetic model files and tokenizers, in every layout run.c reads.
+ *
+ * The fuzz targets, the seed-corpus generator (fuzz/make_corpus.c) and the hostile-input
+ * tests build their inputs with these writers, so nothing needs a download and nothing is
+ * copied from ../shared. Weights are pseudo-random (a fixed seed gives fixed bytes); they
+ * make no sense as a language model, only as a valid file of the right shape.
+ *
+ * Include after run.c (it uses ts_ nothing, only libc). All functions are static.
+ */
+#ifndef SYNTH_H
+#define SYNTH_H
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a growable byte buffer with little-endian writers ---- */
+typedef struct { unsigned char *p; size_t n, cap; } sy_buf;
+
+static inline void sy_put(sy_buf *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *p = (unsigned char *)realloc(b->p, cap);
+        if (!p) abort(); /* test tooling: no way to go on */
+        b->p = p, b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static inline void sy_u32(sy_buf *b, uint32_t v) {
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    sy_put(b, x, 4);
+}
+static inline void sy_i32(sy_buf *b, int32_t v) { sy_u32(b, (uint32_t)v); }
+static inline void sy_f32(sy_buf *b, float f) {
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    sy_u32(b, v);
+}
+static inline void sy_u64(sy_buf *b, uint64_t v) {
+    sy_u32(b, (uint32_t)v);
+    sy_u32(b, (uint32_t)(v >> 32));
+}
+static inline void sy_patch_u64(sy_buf *b, size_t at, uint64_t v) {
+    for (int i = 0; i < 8; i++) b->p[at + i] = (unsigned char)(v >> (8 * i));
+}
+static inline void sy_pad(sy_buf *b, size_t align) {
+    static const unsigned char zero[64];
+    while (b->n % align) sy_put(b, zero, 1);
+}
+
+/* uniform in [-0.5, 0.5): an xorshift32 stream */
+static inline float sy_rand(uint32_t *state) {
+    *state ^= *state << 13, *state ^= *state >> 17, *state ^= *state << 5;
+    return (float)(*state >> 8) / 16777216.0f - 0.5f;
+}
+
+/* ---- tokenizer.bin (llama2.c): u32 max_token_length, then per token f32 score, i32 len, bytes ---- */
+
+/* Pieces after <unk>, BOS, EOS and the 256 byte tokens. Each multi-character piece is the
+ * concatenation of two earlier ones, so BPE can reach it; multi-byte UTF-8 characters are
+ * single pieces, as in the Llama vocabulary. */
+static const char *const sy_pieces[] = {
+    " ", "e", "t", "a", "o", "n", "h", "s", "O", "c", "u", "p", "i", "m", "T", "L", "l", "y", ".", ",", "!", "\n",
+    "\xc3\xa9" /* é */, "\xe6\x97\xa5" /* 日 */, "\xf0\x9f\x98\x80" /* 😀 */,
+    "th", "he", "an", "on", " t", " a", "in", " the", "the", "nc", "Onc", "Once", " Once", "up", " up", " upon", "ti", "me",
+    " time", "im", "ly", "Ly", "Lil", "il", "Lily", " Lily", "é!", " 日",
+};
+#define SY_N_PIECES ((int)(sizeof sy_pieces / sizeof sy_pieces[0]))
+#define SY_VOCAB (3 + 256 + SY_N_PIECES)
+
+/* The synthetic vocabulary: ids 0..SY_VOCAB-1. with_bytes = 0 leaves out the byte tokens
+ * (their ids then hold "<unk>"-like filler pieces "#0", "#1", ...). */
+static inline void sy_write_tokenizer(sy_buf *b, int with_bytes) {
+    char text[16];
+    sy_u32(b, 16); /* max_token_length: ignored by run.c, kept for llama2.c */
+    const char *fixed[3] = {"<unk>", "\n<s>\n", "\n</s>\n"};
+    for (int i = 0; i < 3; i++) {
+        sy_f32(b, 0.0f);
+        sy_i32(b, (int32_t)strlen(fixed[i]));
+        sy_put(b, fixed[i], strlen(fixed[i]));
+    }
+    static const char hex[] = "0123456789ABCDEF";
+    for (int i = 0; i < 256; i++) {
+        if (with_bytes) text[0] = '<', text[1] = '0', text[2] = 'x', text[3] = hex[i >> 4], text[4] = hex[i & 15], text[5] = '>', text[6] = 0;
+        else text[0] = '#', text[1] = hex[i >> 4], text[2] = hex[i & 15], text[3] = 0;
+        sy_f32(b, 0.0f);
+        sy_i32(b, (int32_t)strlen(text));
+        sy_put(b, text, strlen(text));
+    }
+    for (int i = 0; i < SY_N_PIECES; i++) { /* later (longer) pieces merge first, as sentencepiece scores them */
+        sy_f32(b, -1000.0f + (float)i);
+        sy_i32(b, (int32_t)strlen(sy_pieces[i]));
+        sy_put(b, sy_pieces[i], strlen(sy_pieces[i]));
+    }
+}
+
+/* ---- GPT-2 byte-level BPE section (TSMF tokenizer_kind 2, spec/format.md) ----
+ * i32 n_tokens, i32 n_merges, n_tokens x (i32 len, bytes), n_merges x (i32 left, right, result).
+ * Ids 0..255 are the single bytes, then one token per merge below (in rank order), then
+ * "<|endoftext|>" as the last id (the models' BOS and EOS). */
+static const char *const sy_gpt2_merges[][2] = {
+    {"t", "h"}, {"h", "e"}, {"th", "e"}, {" ", "t"}, {" t", "he"}, {"i", "n"}, {"a", "n"}, {" ", "a"},
+    {"O", "n"}, {"On", "c"}, {"Onc", "e"}, {" ", "u"}, {" u", "p"}, {"o", "n"}, {" up", "on"}, {" ", "Once"},
+    {"\xc3", "\xa9"}, {"\xe6", "\x97"}, {"\xe6\x97", "\xa5"}, {"L", "i"}, {"l", "y"}, {"Li", "ly"}, {"'", "s"},
+    {" ", "the"}, {"1", "2"}, {"12", "3"},
+};
+#define SY_GPT2_N_MERGES ((int)(sizeof sy_gpt2_merges / sizeof sy_gpt2_merges[0]))
+#define SY_GPT2_VOCAB (256 + SY_GPT2_N_MERGES + 1)
+
+/* The id of a piece among the bytes and the merges so far (-1 if absent). */
+static inline int sy_gpt2_id(const char *piece, int n_merges) {
+    if (strlen(piece) == 1) return (unsigned char)piece[0];
+    for (int i = 0; i < n_merges; i++) {
+        char both[32];
+        snprintf(both, sizeof both, "%s%s", sy_gpt2_merges[i][0], sy_gpt2_merges[i][1]);
+        if (!strcmp(both, piece)) return 256 + i;
+    }
+    return -1;
+}
+
+static inline void sy_write_gpt2_tokenizer(sy_buf *b) {
+    sy_i32(b, SY_GPT2_VOCAB);
+    sy_i32(b, SY_GPT2_N_MERGES);
+    for (int i = 0; i < 256; i++) {
+        unsigned char byte = (unsigned char)i;
+        sy_i32(b, 1);
+        sy_put(b, &byte, 1);
+    }
+    for (int i = 0; i < SY_GPT2_N_MERGES; i++) {
+        size_t l = strlen(sy_gpt2_merges[i][0]), r = strlen(sy_gpt2_merges[i][1]);
+        sy_i32(b, (int32_t)(l + r));
+        sy_put(b, sy_gpt2_merges[i][0], l);
+        sy_put(b, sy_gpt2_merges[i][1], r);
+    }
+    sy_i32(b, 13);
+    sy_put(b, "<|endoftext|>", 13);
+    for (int i = 0; i < SY_GPT2_N_MERGES; i++) {
+        int left = sy_gpt2_id(sy_gpt2_merges[i][0], i), right = sy_gpt2_id(sy_gpt2_merges[i][1], i);
+        if (left < 0 || right < 0) abort(); /* a merge of pieces not made yet: fix the table */
+        sy_i32(b, left), sy_i32(b, right), sy_i32(b, 256 + i);
+    }
+}
+
+/* ---- model files ---- */
+enum { SY_LEGACY, SY_V1, SY_V2, SY_TSMF };
+
+typedef struct {
+    int format;                       /* SY_* */
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int shared;                       /* classifier = token embedding */
+    int weight_type, group_size;      /* TSMF: 0 f32, 1 Q8_0, 2 BF16; SY_V2 is always Q8_0 */
+    int neo;                          /* TSMF: GPT-Neo (LayerNorm, GELU, learned positions, biases, local windows) */
+    const unsigned char *tok;         /* TSMF: embedded SentencePiece tokenizer, or NULL */
+    size_t tok_size;
+    uint32_t seed;
+    int tok_gpt2;                     /* TSMF: tok is a GPT-2 section (kind 2), BOS = EOS = the last id */
+} sy_model;
+
+static inline void sy_floats(sy_buf *b, size_t n, float base, uint32_t *rng) {
+    for (size_t i = 0; i < n; i++) sy_f32(b, base + sy_rand(rng));
+}
+
+/* A matrix (rows, cols) of the given type: f32, BF16, or Q8_0 values then one scale per
+ * group of each row (TSMF aligns the scales to 64; llama2.c v2 packs them). */
+static inline void sy_matrix(sy_buf *b, int type, size_t rows, size_t cols, int gs, size_t align, uint32_t *rng) {
+    size_t n = rows * cols;
+    if (align > 1) sy_pad(b, align);
+    if (type == 0) sy_floats(b, n, 0.0f, rng);
+    else if (type == 2)
+        for (size_t i = 0; i < n; i++) {
+            float f = sy_rand(rng);
+            uint32_t v;
+            memcpy(&v, &f, 4);
+            unsigned char h[2] = {(unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+            sy_put(b, h, 2);
+        }
+    else {
+        for (size_t i = 0; i < n; i++) {
+            signed char q = (signed char)(sy_rand(rng) * 254.0f);
+            sy_put(b, &q, 1);
+        }
+        if (align > 1) sy_pad(b, align);
+        for (size_t i = 0; i < rows * ((cols + (size_t)gs - 1) / (size_t)gs); i++) sy_f32(b, 0.004f + 0.001f * sy_rand(rng));
+    }
+}
+
+static inline void sy_vec(sy_buf *b, size_t n, float base, size_t align, uint32_t *rng) {
+    if (align > 1) sy_pad(b, align);
+    sy_floats(b, n, base, rng);
+}
+
+/* llama2.c files: legacy (7 ints), v1 / v2 (256-byte "ak42" header), tensors by kind. */
+static inline void sy_write_llama2c(sy_buf *b, const sy_model *m) {
+    uint32_t rng = m->seed ? m->seed : 1;
+    size_t L = (size_t)m->n_layers, dim = (size_t)m->dim, hid = (size_t)m->hidden_dim, V = (size_t)m->vocab_size;
+    size_t hd = dim / (size_t)m->n_heads, kv = (size_t)m->n_kv_heads * hd;
+    int type = m->format == SY_V2 ? 1 : 0, gs = m->group_size;
+    int32_t params[7] = {m->dim, m->hidden_dim, m->n_layers, m->n_heads, m->n_kv_heads,
+                         m->format == SY_LEGACY && !m->shared ? -m->vocab_size : m->vocab_size, m->seq_len};
+    if (m->format != SY_LEGACY) {
+        sy_u32(b, 0x616b3432u);
+        sy_i32(b, m->format == SY_V1 ? 1 : 2);
+    }
+    for (int i = 0; i < 7; i++) sy_i32(b, params[i]);
+    if (m->format != SY_LEGACY) {
+        unsigned char shared = (unsigned char)(m->shared != 0);
+        sy_put(b, &shared, 1);
+        if (m->format == SY_V2) sy_i32(b, gs);
+        while (b->n < 256) sy_put(b, "", 1);
+        sy_floats(b, L * dim, 1.0f, &rng); /* attention norms */
+        sy_floats(b, L * dim, 1.0f, &rng); /* ffn norms */
+        sy_floats(b, dim, 1.0f, &rng);     /* final norm */
+    }
+    sy_matrix(b, type, V, dim, gs, 1, &rng);
+    if (m->format == SY_LEGACY) sy_floats(b, L * dim, 1.0f, &rng);
+    size_t shapes[7][2] = {{dim, dim}, {kv, dim}, {kv, dim}, {dim, dim}, {hid, dim}, {dim, hid}, {hid, dim}};
+    for (int k = 0; k < 7; k++) {
+        if (m->format == SY_LEGACY && k == 4) sy_floats(b, L * dim, 1.0f, &rng);
+        for (size_t l = 0; l < L; l++) sy_matrix(b, type, shapes[k][0], shapes[k][1], gs, 1, &rng);
+    }
+    if (m->format == SY_LEGACY) {
+        sy_floats(b, dim, 1.0f, &rng);
+        sy_floats(b, (size_t)m->seq_len * hd, 0.0f, &rng); /* the unused RoPE tables */
+    }
+    if (!m->shared) sy_matrix(b, type, V, dim, gs, 1, &rng);
+}
+
+/* TSMF (spec/format.md): 256-byte header, layer windows, 64-aligned tensors, tokenizer. */
+static inline void sy_write_tsmf(sy_buf *b, const sy_model *m) {
+    uint32_t rng = m->seed ? m->seed : 1;
+    size_t L = (size_t)m->n_layers, dim = (size_t)m->dim, hid = (size_t)m->hidden_dim, V = (size_t)m->vocab_size;
+    size_t hd = dim / (size_t)m->n_heads, q = (size_t)m->n_heads * hd, kv = (size_t)m->n_kv_heads * hd;
+    int t = m->weight_type, gs = t == 1 ? m->group_size : 0, neo = m->neo;
+    unsigned flags = (m->shared ? 1u : 0u) | (neo ? 2u | 4u | 8u : 16u);
+    size_t start = b->n;
+    sy_put(b, "TSMF", 4);
+    int32_t head[] = {1, 256, neo ? 2 : 1, m->dim, m->hidden_dim, m->n_layers, m->n_heads, m->n_kv_heads, (int32_t)hd,
+                      m->vocab_size, m->seq_len, neo ? 2 : 1, neo ? 2 : 1, neo ? 2 : 1, (int32_t)flags, t, gs};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) sy_i32(b, head[i]);
+    sy_f32(b, 10000.0f);
+    sy_f32(b, 1e-5f);
+    sy_i32(b, m->tok ? (m->tok_gpt2 ? 2 : 1) : 0);
+    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 1 : -1); /* bos */
+    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 2 : -1); /* eos */
+    sy_i32(b, 0);
+    size_t offsets_at = b->n;
+    for (int i = 0; i < 4; i++) sy_u64(b, 0); /* patched below */
+    while (b->n - start < 256) sy_put(b, "", 1);
+    for (size_t l = 0; l < L; l++) sy_i32(b, neo && l % 2 ? (m->seq_len + 1) / 2 : 0);
+    sy_pad(b, 64);
+    size_t w0 = b->n;
+    sy_matrix(b, t, V, dim, gs, 64, &rng);
+    if (neo) sy_vec(b, (size_t)m->seq_len * dim, 0.0f, 64, &rng);
+    for (size_t l = 0; l < L; l++) {
+        sy_vec(b, dim, 1.0f, 64, &rng);
+        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+        sy_matrix(b, t, q, dim, gs, 64, &rng);
+        sy_matrix(b, t, kv, dim, gs, 64, &rng);
+        sy_matrix(b, t, kv, dim, gs, 64, &rng);
+        if (neo) sy_vec(b, q, 0.0f, 64, &rng), sy_vec(b, kv, 0.0f, 64, &rng), sy_vec(b, kv, 0.0f, 64, &rng);
+        sy_matrix(b, t, dim, q, gs, 64, &rng);
+        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+        sy_vec(b, dim, 1.0f, 64, &rng);
+        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+        sy_matrix(b, t, hid, dim, gs, 64, &rng);
+        if (neo) sy_vec(b, hid, 0.0f, 64, &rng);
+        if (!neo) sy_matrix(b, t, hid, dim, gs, 64, &rng); /* w3 */
+        sy_matrix(b, t, dim, hid, gs, 64, &rng);
+        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+    }
+    sy_vec(b, dim, 1.0f, 64, &rng);
+    if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+    if (!m->shared) sy_matrix(b, t, V, dim, gs, 64, &rng);
+    size_t w1 = b->n, t0 = 0;
+    if (m->tok) {
+        sy_pad(b, 64);
+        t0 = b->n;
+        sy_put(b, m->tok, m->tok_size);
+    }
+    sy_patch_u64(b, offsets_at, w0 - start);
+    sy_patch_u64(b, offsets_at + 8, w1 - w0);
+    sy_patch_u64(b, offsets_at + 16, m->tok ? t0 - start : 0);
+    sy_patch_u64(b, offsets_at + 24, m->tok ? m->tok_size : 0);
+}
+
+static inline void sy_write_model(sy_buf *b, const sy_model *m) {
+    if (m->format == SY_TSMF) sy_write_tsmf(b, m);
+    else sy_write_llama2c(b, m);
+}
+
+/* A tiny legacy model of the given vocabulary: enough to carry a tokenizer in tests. */
+static inline void sy_write_carrier(sy_buf *b, int vocab_size) {
+    sy_model m = {SY_LEGACY, 2, 2, 1, 1, 1, vocab_size, 4, 1, 0, 0, 0, NULL, 0, 7, 0};
+    sy_write_model(b, &m);
+}
+
+#endif /* SYNTH_H */
