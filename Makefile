@@ -12,11 +12,13 @@ SHARED  ?= ../shared
 WARN    := -Wall -Wextra -Werror
 # OpenMP when the compiler has it; the code builds and runs the same without.
 OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
-FAST    := -O3 -march=native $(OPENMP)
+# -ffp-contract=off: every * and + rounds as written (gcc would otherwise fuse some of them
+# into FMAs, differently as the code around them changes); the SIMD kernels use FMAs by name.
+FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-api test-py test-e2e story examples clean asan test-asan test-valgrind test-replay \
-        test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
+.PHONY: all portable test test-c test-api test-speed test-py test-e2e story examples bench clean asan test-asan \
+        test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
 run: run.c
@@ -39,7 +41,7 @@ examples/%: examples/%.c run.c
 tests/test_api: tests/test_api.c run.c
 	$(CC) -O2 -g $(OPENMP) -pthread $(WARN) -o $@ tests/test_api.c -lm
 
-test: test-c test-api test-py test-harden test-replay test-runs test-asan test-valgrind
+test: test-c test-api test-speed test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -48,8 +50,23 @@ test-c: test_all run
 test-api: tests/test_api
 	SHARED=$(SHARED) tests/test_api
 
+# the fast kernels against the plain loops, built as the fast binary is
+test_speed: tests/test_speed.c run.c
+	$(CC) $(CFLAGS) $(WARN) -o $@ tests/test_speed.c -lm
+
+test-speed: test_speed bench/gen
+	SHARED=$(SHARED) ./test_speed
+
+bench/gen: bench/gen.c
+	$(CC) -O2 $(WARN) -o $@ bench/gen.c -lm
+
 test-py: run examples
 	SHARED=$(abspath $(SHARED)) $(PYTHON) -m unittest discover -s tests -p 'test_*.py' -v
+
+# Speed: fast kernels vs the plain loops, random-weight models at the TinyStories shapes
+# (writes about 2 GB of models into bench/out/models once; under 10 minutes).
+bench:
+	CC="$(CC)" CFLAGS="$(CFLAGS)" SHARED="$(SHARED)" PYTHON="$(PYTHON)" bench/bench.sh
 
 # A first story: stories15M (Karpathy's tinyllamas) and the Llama 2 tokenizer.
 STORY_MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories15M.bin
@@ -161,4 +178,6 @@ test-valgrind: run-valgrind
 
 clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api examples/hello examples/story examples/heads
+
+	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan test_speed bench/gen
 	rm -rf fuzz/out

@@ -1,6 +1,8 @@
 /* run.c -- TinyStories language models in one file of C.
  *
- * Build the tool:     cc -O3 -o run run.c -lm            (add -fopenmp for threads)
+ * Build the tool:     cc -O3 -march=native -ffp-contract=off -fopenmp -o run run.c -lm
+ *                     (what `make` does: SIMD kernels for this CPU, threads; any C99
+ *                     compiler builds it without the flags: plain loops, one thread)
  * Tell a story:       ./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
  * Use as a library:   #define RUN_NO_MAIN
  *                     #include "run.c"                   (see "Library API" below)
@@ -47,9 +49,33 @@
 #endif
 #ifdef _OPENMP
 #include <omp.h>
+#define TS_PRAGMA(x) _Pragma(#x)
 #define TS_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
+/* Threads only when the loop has enough work to pay for starting them (a few microseconds). */
+#define TS_PARALLEL_FOR_IF(cond) TS_PRAGMA(omp parallel for schedule(static) if (cond))
 #else
 #define TS_PARALLEL_FOR
+#define TS_PARALLEL_FOR_IF(cond)
+#endif
+/* Below this many multiply-adds a loop runs on one thread: starting threads costs more. */
+#define TS_PARALLEL_MIN_WORK 65536.0
+/* SIMD kernels: at most one path per instruction set, picked at compile time (-march=native
+ * picks this machine's); without one, or with -DTS_PLAIN_KERNELS (the benchmark's
+ * llama2.c-like baseline), the plain loops run everywhere. */
+#if !defined(TS_PLAIN_KERNELS) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__)
+#define TS_AVX512 1
+#include <immintrin.h>
+#elif !defined(TS_PLAIN_KERNELS) && defined(__AVX2__) && defined(__FMA__)
+#define TS_AVX2 1
+#include <immintrin.h>
+#endif
+#if defined(__GNUC__)
+#define TS_INLINE static inline __attribute__((always_inline))
+#define TS_MAYBE_UNUSED __attribute__((unused))
+#else
+#define TS_INLINE static inline
+#define TS_MAYBE_UNUSED
 #endif
 
 /* ==========================================================================
@@ -281,6 +307,7 @@ typedef struct {
     short *byte_value;          /* (vocab_size) byte a "<0xXX>" token stands for, or -1 */
     int byte_token[256];        /* id of the token for a single byte, or -1 */
     int *hash;                  /* open addressing: piece bytes -> id, -1 = empty */
+    unsigned char *pair_seen;   /* (65536 bits) byte pairs (a, b) that occur as "ab" in a piece */
     size_t hash_mask;
     int bos_id, eos_id, space_id;
     unsigned char byte_text[512]; /* byte b as a NUL-terminated string at 2*b */
@@ -802,6 +829,13 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
     int rc = ts_build_hash(t, err);
     if (rc) return rc;
     t->space_id = ts_lookup2(t, " ", 1, "", 0);
+    t->pair_seen = (unsigned char *)calloc(65536 / 8, 1);
+    if (!t->pair_seen) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    for (int id = 0; id < n; id++)
+        for (int i = 0; i + 1 < t->piece_len[id]; i++) {
+            unsigned pair = (unsigned char)t->piece[id][i] << 8 | (unsigned char)t->piece[id][i + 1];
+            t->pair_seen[pair >> 3] |= (unsigned char)(1u << (pair & 7));
+        }
     return TS_OK;
 }
 
@@ -874,21 +908,35 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
             }
         i = j;
     }
-    for (int i = 0; i < n_sym; i++) sym[i].prev = i - 1, sym[i].next = i + 1 < n_sym ? i + 1 : -1;
-    for (int i = 0; i + 1 < n_sym; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
-    while (n_heap > 0) {
-        ts_pair p = ts_heap_pop(heap, &n_heap);
-        int left = p.left, right = sym[left].next;
-        /* stale entries: the left symbol was merged away or either side changed */
-        if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
-        sym[left].id = p.merged;
-        sym[left].next = sym[right].next;
-        if (sym[right].next >= 0) sym[sym[right].next].prev = left;
-        sym[right].id = -1;
-        if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
-        ts_push_candidate(t, sym, left, heap, &n_heap);
+    /* No merge can join two neighbouring symbols if the last byte of the left one's piece
+     * and the first byte of the right one's never stand next to each other in any piece
+     * (for Llama 2, e.g., a letter followed by a space). The text is cut at such places
+     * and each part merged on its own: merges in one part never change the candidates of
+     * another, so the result is that of one heap over the whole text, and the small heaps
+     * stay in cache. */
+    for (int first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
+        for (; end < n_sym; end++) {
+            int a = sym[end - 1].id, b = sym[end].id;
+            if (t->piece_len[a] == 0 || t->piece_len[b] == 0) continue;
+            unsigned pair = (unsigned char)t->piece[a][t->piece_len[a] - 1] << 8 | (unsigned char)t->piece[b][0];
+            if (!(t->pair_seen[pair >> 3] & (1u << (pair & 7)))) break;
+        }
+        for (int i = first; i < end; i++) sym[i].prev = i > first ? i - 1 : -1, sym[i].next = i + 1 < end ? i + 1 : -1;
+        for (int i = first; i + 1 < end; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
+        while (n_heap > 0) {
+            ts_pair p = ts_heap_pop(heap, &n_heap);
+            int left = p.left, right = sym[left].next;
+            /* stale entries: the left symbol was merged away or either side changed */
+            if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
+            sym[left].id = p.merged;
+            sym[left].next = sym[right].next;
+            if (sym[right].next >= 0) sym[sym[right].next].prev = left;
+            sym[right].id = -1;
+            if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
+            ts_push_candidate(t, sym, left, heap, &n_heap);
+        }
+        for (int i = first; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
     }
-    for (int i = 0; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
     free(sym);
     free(heap);
     return n;
@@ -1680,6 +1728,7 @@ static void ts_tokenizer_free(ts_tokenizer *t) {
     free(t->score);
     free(t->byte_value);
     free(t->hash);
+    free(t->pair_seen);
     free(t->owned);
     memset(t, 0, sizeof *t);
 }
@@ -1720,7 +1769,9 @@ struct ts_session {
     int8_t *xq;       /* (batch, max(dim, hidden, q_dim)) quantized activations (Q8_0) */
     float *xq_scale;  /* (batch, max(...) / group_size) */
     float *rope_cos, *rope_sin; /* (max_positions, head_dim / 2) */
-    float *key_cache, *value_cache; /* (n_layers, max_positions, kv_dim) */
+    float *k;         /* (batch, kv_dim) the block's keys, before they go to the cache */
+    float *key_cache;   /* (n_layers, kv_dim, max_positions): transposed, see ts_attention */
+    float *value_cache; /* (n_layers, max_positions, kv_dim) */
     /* sampler */
     unsigned long long rng_state;
     struct ts_prob_index *probindex; /* (vocab_size) */
@@ -1751,6 +1802,14 @@ static void ts_matrix_row(float *out, const ts_matrix *w, int row) {
     }
 }
 
+/* (int)roundf(v) (halves away from zero) for |v| < 2^31, in a form compilers vectorise:
+ * v minus its truncation is exact, so comparing it with 0.5 decides the rounding. */
+static int ts_round(float v) {
+    int r = (int)v;
+    float frac = v - (float)r;
+    return r + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
 /* Q8_0 activations, as llama2.c's runq: per group of gs values, scale = max|x| / 127,
  * q = round(x / scale). x (n, cols) -> q (n, cols), s (n, groups). */
 static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, int gs) {
@@ -1760,21 +1819,41 @@ static void ts_quantize(int8_t *q, float *s, const float *x, int n, int cols, in
             const float *xg = x + (size_t)t * cols + (size_t)g * gs;
             int len = cols - g * gs < gs ? cols - g * gs : gs;
             float wmax = 0.0f;
-            for (int i = 0; i < len; i++) wmax = fmaxf(wmax, fabsf(xg[i]));
+            for (int i = 0; i < len; i++) wmax = fabsf(xg[i]) > wmax ? fabsf(xg[i]) : wmax; /* fmaxf, inlined */
             float scale = wmax / 127.0f;
             s[(size_t)t * groups + g] = scale;
-            for (int i = 0; i < len; i++) { /* |x / scale| <= 127, but for denormal scales and NaN (broken models) */
-                float v = scale > 0.0f ? xg[i] / scale : 0.0f;
-                v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
-                q[(size_t)t * cols + (size_t)g * gs + i] = (int8_t)roundf(v);
-            }
+            int8_t *qg = q + (size_t)t * cols + (size_t)g * gs;
+            int clean = scale >= FLT_MIN && scale <= FLT_MAX; /* and no NaN: then |x / scale| <= 127 */
+            for (int i = 0; i < len; i++) clean &= xg[i] == xg[i];
+            if (clean) /* the usual case, in a loop compilers vectorise */
+                for (int i = 0; i < len; i++) qg[i] = (int8_t)ts_round(xg[i] / scale);
+            else /* zero, denormal or infinite scales and NaNs (broken models): clamp */
+                for (int i = 0; i < len; i++) {
+                    float v = scale > 0.0f ? xg[i] / scale : 0.0f;
+                    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
+                    qg[i] = (int8_t)ts_round(v);
+                }
         }
+}
+
+/* One matrix product of a call: out (n, w->rows) = x (n, w->cols) · W^T. */
+typedef struct {
+    float *out;
+    const ts_matrix *w;
+} ts_product;
+#define TS_MAX_PRODUCTS 3
+
+/* One Q8_0 group's contribution to an output: its exact integer dot product, scaled by the
+ * weights' and the activations' group scales (llama2.c's runq). Shared by the plain and the
+ * fast kernels so that both round it the same way. */
+TS_INLINE float ts_q8_step(float val, int32_t ival, float w_scale, float x_scale) {
+    return val + (float)ival * w_scale * x_scale;
 }
 
 /* out (n, rows) = x (n, cols) · W^T, the plain loops: one dot product per output, summed
  * left to right in float (Q8_0: integer sums per group, scaled). This is the reference
- * every faster kernel is tested against. */
-static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+ * every faster kernel is tested against, and what runs where no SIMD path exists. */
+TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = w->type == TS_Q8_0 ? ts_groups(cols, gs) : 0;
     TS_PARALLEL_FOR
     for (int i = 0; i < rows; i++) {
@@ -1794,7 +1873,7 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
                 for (int g = 0; g < groups; g++) {
                     int32_t ival = 0;
                     for (int k = g * gs; k < cols && k < (g + 1) * gs; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
-                    val += (float)ival * ws[g] * xst[g];
+                    val = ts_q8_step(val, ival, ws[g], xst[g]);
                 }
             }
             out[(size_t)t * rows + i] = val;
@@ -1802,10 +1881,273 @@ static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const 
     }
 }
 
-/* out (n, rows) = x (n, cols) · W^T. Q8_0 first quantizes x into the session's buffers. */
-static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
+/* ---- fast kernels ------------------------------------------------------------------
+ * ts_matmul_fast computes what ts_matmul_plain computes, arranged for the machine:
+ *  - Tiles of 4 rows x 4 tokens: each weight loaded serves 4 tokens of a prompt block and
+ *    each activation loaded serves 4 rows (generating, n = 1: tiles of 4 rows x 1 token).
+ *    A block of 32 prompt tokens thus reads each weight from memory once, not 32 times.
+ *  - f32 and bf16 in SIMD lanes: lane l of an accumulator (16 lanes with AVX-512, 8 with
+ *    AVX2) sums the products at j = l, l + LANES, l + 2 LANES, ... in order with fused
+ *    multiply-adds, then the lanes are added in a fixed tree. That order differs from the
+ *    plain loop's left to right (results differ in the last bits, well inside what any
+ *    test tolerates), but each output is summed in the same order whatever tile, block
+ *    size or thread computes it: a prompt run in blocks gives the bits of token-by-token
+ *    decoding, with any number of threads.
+ *  - bf16 weights widen to f32 exactly (a 16-bit shift) and multiply the f32 activations,
+ *    so bf16 files lose nothing beyond their own rounding. (AVX-512 BF16's dot product
+ *    instruction would also round the activations to bf16: we do not use it.)
+ *  - Q8_0: integer dot products per group (AVX-512 VNNI vpdpbusd, AVX2 vpmaddubsw) give
+ *    the plain loop's int32 sums exactly; the float update per group is ts_q8_step in the
+ *    same order. Q8_0 results are the plain loop's, bit for bit.
+ * Each instruction set supplies a few small helpers (load, multiply-add, sum the lanes);
+ * the tiles are written once on top of them.
+ * ------------------------------------------------------------------------------------ */
+#if defined(TS_AVX512)
+#define TS_LANES 16                   /* floats per vector */
+#define TS_QCHUNK 64                  /* int8 values per vector */
+typedef __m512 ts_vf;
+typedef __m512i ts_vi;
+TS_INLINE ts_vf ts_vf_zero(void) { return _mm512_setzero_ps(); }
+TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm512_fmadd_ps(a, b, acc); }
+/* The lanes' sum in a fixed tree: v[i] + v[i+8], then + the same 4 lanes on, then
+ * (w0 + w2) + (w1 + w3). ts_vf_sum4 adds four vectors' lanes in the same tree at once. */
+TS_INLINE float ts_vf_sum(ts_vf v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 w = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xee));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0xee));
+    /* 128-bit lane k of w: the 4 partial sums of v[k] */
+    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+    w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0xee));
+    w = _mm512_add_ps(w, _mm512_shuffle_ps(w, w, 0x55));
+    __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0); /* lane 0 of each */
+    _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, w)));
+}
+/* `count` (<= TS_LANES) floats from p, zeros after */
+TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
+    return count == TS_LANES ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), p);
+}
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the bits go up 16 places */
+    __m256i h = count == TS_LANES ? _mm256_loadu_si256((const __m256i *)p)
+                                  : _mm256_maskz_loadu_epi16((__mmask16)((1u << count) - 1), p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+TS_INLINE ts_vi ts_vi_zero(void) { return _mm512_setzero_si512(); }
+TS_INLINE int32_t ts_vi_sum(ts_vi v) { return _mm512_reduce_add_epi32(v); }
+/* The lane sums of four vectors at once (a transposing add tree): out[k] = sum of v[k]. */
+TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) {
+    __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+    __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+    __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
+}
+/* Integer dot products: vpdpbusd adds to each int32 lane the sum of 4 products of unsigned
+ * by signed bytes. Weights are loaded as w + 128 (unsigned), and the dot product is
+ * corrected by 128 * sum(x), which one more vpdpbusd per activation vector gives (once
+ * for the 4 rows of a tile): sum((w + 128) * x) - sum(128 * x) = sum(w * x), exactly. */
+TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { /* w + 128 = w with the top bit flipped */
+    return _mm512_xor_si512(ts_load_i8(p, count), _mm512_set1_epi8(-128));
+}
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) { return _mm512_dpbusd_epi32(acc, w, x); }
+TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return _mm512_dpbusd_epi32(corr, _mm512_set1_epi8(-128), x); }
+TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm512_sub_epi32(a, b); }
+#elif defined(TS_AVX2)
+#define TS_LANES 8
+#define TS_QCHUNK 32
+typedef __m256 ts_vf;
+typedef __m256i ts_vi;
+TS_INLINE ts_vf ts_vf_zero(void) { return _mm256_setzero_ps(); }
+TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return _mm256_fmadd_ps(a, b, acc); }
+TS_INLINE float ts_vf_sum(ts_vf v) { /* v[i] + v[i+4], then (w0 + w2) + (w1 + w3) */
+    __m128 w = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    w = _mm_add_ps(w, _mm_movehl_ps(w, w));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) { /* the same tree, four vectors at once */
+    __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20), _mm256_permute2f128_ps(v[0], v[1], 0x31));
+    __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20), _mm256_permute2f128_ps(v[2], v[3], 0x31));
+    /* ab = [a0..a3 | b0..b3] partial sums; now (x0 + x2) + (x1 + x3) for each */
+    __m256 t = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee)); /* [a02 a13 c02 c13 | b02 b13 d02 d13] */
+    t = _mm256_add_ps(_mm256_shuffle_ps(t, t, 0x88), _mm256_shuffle_ps(t, t, 0xdd));            /* [a c a c | b d b d] */
+    __m128 r = _mm_unpacklo_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));          /* [a b c d] */
+    _mm_storeu_ps(out, r);
+}
+TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
+    if (count == TS_LANES) return _mm256_loadu_ps(p);
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
+}
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) {
+    uint16_t part[TS_LANES] = {0};
+    if (count < TS_LANES) memcpy(part, p, (size_t)count * 2), p = part;
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+TS_INLINE ts_vi ts_vi_zero(void) { return _mm256_setzero_si256(); }
+TS_INLINE int32_t ts_vi_sum(ts_vi v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) { /* out[k] = sum of the lanes of v[k] */
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    int8_t part[TS_QCHUNK] = {0};
+    if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+/* acc (8 x int32) += sums of 4 products w * x. vpmaddubsw multiplies unsigned by signed
+ * bytes into pairwise int16 sums: it gets |w| and x with w's sign, and |w| <= 128,
+ * |x| <= 127 keep the pairs below 32767. No correction is needed. */
+TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { return ts_load_i8(p, count); }
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
+    __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return (void)x, corr; }
+TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm256_sub_epi32(a, b); }
+#endif
+
+#if defined(TS_AVX512) || defined(TS_AVX2)
+/* out (n, rows) at rows i0..i0+NR-1, tokens t0..t0+NT-1 (NR, NT <= 4), f32 or bf16 weights. */
+TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int i0, int t0, int NR, int NT) {
+    int rows = w->rows, cols = w->cols, bf16 = w->type == TS_BF16;
+    ts_vf acc[4][4], wv[4], xv[4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = ts_vf_zero();
+    for (int j = 0; j < cols; j += TS_LANES) {
+        int count = cols - j < TS_LANES ? cols - j : TS_LANES;
+        for (int r = 0; r < NR; r++) {
+            size_t at = (size_t)(i0 + r) * cols + j;
+            wv[r] = bf16 ? ts_load_bf16((const uint16_t *)w->data + at, count) : ts_load_f32((const float *)w->data + at, count);
+        }
+        for (int t = 0; t < NT; t++) xv[t] = ts_load_f32(x + (size_t)(t0 + t) * cols + j, count);
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_fma(wv[r], xv[t], acc[r][t]);
+    }
+    float sum[4][4];
+    if (NT == 4) /* the lanes' sums, four vectors at once where there are four */
+        for (int r = 0; r < NR; r++) ts_vf_sum4(acc[r], sum[r]);
+    else if (NR == 4 && NT == 1) {
+        ts_vf column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
+        float sums[4];
+        ts_vf_sum4(column, sums);
+        for (int r = 0; r < 4; r++) sum[r][0] = sums[r];
+    } else
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) sum[r][t] = ts_vf_sum(acc[r][t]);
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = sum[r][t];
+}
+
+/* The same tile for Q8_0 weights against quantized activations xq (n, cols), xs (n, groups). */
+TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t0, int NR, int NT) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
+    const int8_t *wq = (const int8_t *)w->data;
+    float val[4][4];
+    int32_t isum[4][4];
+    ts_vi acc[4][4], corr[4], wv[4], xv[4];
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) val[r][t] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        int start = g * gs, len = cols - start < gs ? cols - start : gs;
+        for (int t = 0; t < NT; t++) corr[t] = ts_vi_zero();
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_zero();
+        for (int k = start; k < start + len; k += TS_QCHUNK) {
+            int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
+            for (int r = 0; r < NR; r++) wv[r] = ts_load_qw(wq + (size_t)(i0 + r) * cols + k, count);
+            for (int t = 0; t < NT; t++) {
+                xv[t] = ts_load_i8(xq + (size_t)(t0 + t) * cols + k, count);
+                corr[t] = ts_qcorrect(corr[t], xv[t]);
+            }
+            for (int r = 0; r < NR; r++)
+                for (int t = 0; t < NT; t++) acc[r][t] = ts_qdot(acc[r][t], wv[r], xv[t]);
+        }
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_sub(acc[r][t], corr[t]);
+        if (NT == 4) /* sum the lanes, four vectors at once where there are four */
+            for (int r = 0; r < NR; r++) ts_vi_sum4(acc[r], isum[r]);
+        else if (NR == 4 && NT == 1) {
+            ts_vi column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
+            int32_t sums[4];
+            ts_vi_sum4(column, sums);
+            for (int r = 0; r < 4; r++) isum[r][0] = sums[r];
+        } else
+            for (int r = 0; r < NR; r++)
+                for (int t = 0; t < NT; t++) isum[r][t] = ts_vi_sum(acc[r][t]);
+        for (int r = 0; r < NR; r++)
+            for (int t = 0; t < NT; t++)
+                val[r][t] = ts_q8_step(val[r][t], isum[r][t], w->scale[(size_t)(i0 + r) * groups + g],
+                                       xs[(size_t)(t0 + t) * groups + g]);
+    }
+    for (int r = 0; r < NR; r++)
+        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = val[r][t];
+}
+
+TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int i0,
+                       int t0, int NR, int NT) {
+    if (w->type == TS_Q8_0) ts_tile_q8(out, w, xq, xs, i0, t0, NR, NT);
+    else ts_tile_float(out, w, x, i0, t0, NR, NT);
+}
+
+/* The products of one call (see ts_matmuls), in tiles: the tiles of 4 rows of all the
+ * matrices are shared out to the threads in one parallel loop. */
+static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, int n) {
+    int first[TS_MAX_PRODUCTS + 1] = {0}; /* first tile of each product */
+    double work = 0;
+    for (int k = 0; k < count; k++) {
+        first[k + 1] = first[k] + (p[k].w->rows + 3) / 4;
+        work += (double)p[k].w->rows * p[k].w->cols * n;
+    }
+    TS_PARALLEL_FOR_IF(work >= TS_PARALLEL_MIN_WORK)
+    for (int tile = 0; tile < first[count]; tile++) {
+        int k = 0;
+        while (tile >= first[k + 1]) k++;
+        const ts_matrix *w = p[k].w;
+        float *out = p[k].out;
+        int i0 = 4 * (tile - first[k]), rows = w->rows;
+        if (i0 + 4 <= rows) {
+            int t = 0;
+            for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i0, t, 4, 4);
+            for (; t < n; t++) ts_tile(out, x, xq, xs, w, i0, t, 4, 1);
+        } else /* the last rows, one at a time */
+            for (int i = i0; i < rows; i++) {
+                int t = 0;
+                for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i, t, 1, 4);
+                for (; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 1, 1);
+            }
+    }
+}
+#endif
+
+/* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
+ * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
+ * x (into the session's buffers) once. */
+static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
+    const ts_matrix *w = p[0].w;
     if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
-    ts_matmul_plain(out, x, s->xq, s->xq_scale, w, n);
+#if defined(TS_AVX512) || defined(TS_AVX2)
+    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, n);
+#else
+    for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
+#endif
+}
+
+/* out (n, rows) = x (n, cols) · W^T. */
+static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
+    ts_product p = {out, w};
+    ts_matmuls(s, x, n, 1, &p);
 }
 
 static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
@@ -1869,38 +2211,43 @@ static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
         }
 }
 
-/* Attention of one token at `pos` for all heads: q (n_heads, head_dim) against the cached
- * keys of this layer, out (n_heads, head_dim). att (n_heads, max_positions) is scratch. */
-static void ts_attention(ts_session *s, int layer, int pos, const float *q, float *att, float *out) {
+/* Attention of the block's n tokens (positions pos .. pos+n-1) for all heads: q (n, q_dim)
+ * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
+ * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
+ * computed together in the compiler's SIMD lanes, each still summed over i in order, as
+ * llama2.c sums it. One (token, head) pair is a unit of work for the threads. */
+static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
     const ts_config *c = &s->model->config;
-    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
-    int window = s->model->layers[layer].window;
-    int start = (window > 0 && pos - window + 1 > 0) ? pos - window + 1 : 0;
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int window = s->model->layers[layer].window, P = s->max_positions;
     float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
-    const float *keys = s->key_cache + (size_t)layer * s->max_positions * kv_dim;
-    const float *values = s->value_cache + (size_t)layer * s->max_positions * kv_dim;
-    TS_PARALLEL_FOR
-    for (int h = 0; h < c->n_heads; h++) {
-        const float *qh = q + (size_t)h * hd;
-        float *ah = att + (size_t)h * s->max_positions;
-        size_t kv_off = (size_t)(h / group) * hd;
-        for (int t = start; t <= pos; t++) {
-            const float *k = keys + (size_t)t * kv_dim + kv_off;
-            float score = 0.0f;
-            for (int i = 0; i < hd; i++) score += qh[i] * k[i];
-            ah[t - start] = score * scale;
+    const float *keys = s->key_cache + (size_t)layer * kv_dim * P;     /* (kv_dim, P) */
+    const float *values = s->value_cache + (size_t)layer * P * kv_dim; /* (P, kv_dim) */
+    TS_PARALLEL_FOR_IF((double)n * c->n_heads * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK)
+    for (int unit = 0; unit < n * c->n_heads; unit++) {
+        int t = unit / c->n_heads, h = unit % c->n_heads, p = pos + t;
+        int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
+        const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from position start */
+        float *ah = s->att + (size_t)unit * P;                           /* (len) scores, then weights */
+        for (int k = 0; k < len; k++) ah[k] = 0.0f;
+        for (int i = 0; i < hd; i++) {
+            float qi = qh[i];
+            const float *ki = kh + (size_t)i * P;
+            for (int k = 0; k < len; k++) ah[k] += qi * ki[k];
         }
-        ts_softmax(ah, pos - start + 1);
-        float *oh = out + (size_t)h * hd;
+        for (int k = 0; k < len; k++) ah[k] *= scale;
+        ts_softmax(ah, len);
+        float *oh = out + (size_t)t * q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-        for (int t = start; t <= pos; t++) {
-            const float *v = values + (size_t)t * kv_dim + kv_off;
-            float a = ah[t - start];
+        for (int k = 0; k < len; k++) {
+            const float *v = values + (size_t)(start + k) * kv_dim + (size_t)(h / group) * hd;
+            float a = ah[k];
             for (int i = 0; i < hd; i++) oh[i] += a * v[i];
         }
-        if (s->att_record && pos < s->rec_len) { /* keep the pattern for --viz */
-            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + pos) * s->rec_len;
-            for (int t = 0; t < s->rec_len; t++) rec[t] = (t >= start && t <= pos) ? ah[t - start] : 0.0f;
+        if (s->att_record && p < s->rec_len) { /* keep the pattern for --viz */
+            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + p) * s->rec_len;
+            for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? ah[k - start] : 0.0f;
         }
     }
 }
@@ -1926,34 +2273,34 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
     }
     for (int l = 0; l < c->n_layers; l++) {
         const ts_layer *ly = &m->layers[l];
-        float *kc = s->key_cache + ((size_t)l * s->max_positions + pos) * kv_dim;   /* (n, kv_dim) */
+        float *kc = s->key_cache + (size_t)l * kv_dim * s->max_positions + pos;         /* (kv_dim, P) from pos */
         float *vc = s->value_cache + ((size_t)l * s->max_positions + pos) * kv_dim; /* (n, kv_dim) */
-        /* attention: q, k, v for the block; k and v land straight in the cache */
+        /* attention: q, k, v for the block; values land straight in the cache, keys go in
+         * transposed after their rotation */
         ts_norm(c, s->xb, s->x, ly->attn_norm, ly->attn_norm_bias, n);
-        ts_matmul(s, s->q, s->xb, &ly->wq, n);
-        ts_matmul(s, kc, s->xb, &ly->wk, n);
-        ts_matmul(s, vc, s->xb, &ly->wv, n);
+        ts_product qkv[3] = {{s->q, &ly->wq}, {s->k, &ly->wk}, {vc, &ly->wv}};
+        ts_matmuls(s, s->xb, n, 3, qkv);
         ts_add_bias(s->q, ly->bq, n, q_dim);
-        ts_add_bias(kc, ly->bk, n, kv_dim);
+        ts_add_bias(s->k, ly->bk, n, kv_dim);
         ts_add_bias(vc, ly->bv, n, kv_dim);
         if (c->pos_kind == TS_POS_ROPE)
             for (int t = 0; t < n; t++) {
                 ts_rope(s, s->q + (size_t)t * q_dim, c->n_heads, pos + t);
-                ts_rope(s, kc + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
+                ts_rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
             }
         for (int t = 0; t < n; t++)
-            ts_attention(s, l, pos + t, s->q + (size_t)t * q_dim, s->att + (size_t)t * c->n_heads * s->max_positions,
-                         s->xb + (size_t)t * q_dim);
+            for (int i = 0; i < kv_dim; i++) kc[(size_t)i * s->max_positions + t] = s->k[(size_t)t * kv_dim + i];
+        ts_attention(s, l, pos, n, s->q, s->xb);
         ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
         ts_add_bias(s->xb2, ly->bo, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         /* MLP */
         ts_norm(c, s->xb, s->x, ly->ffn_norm, ly->ffn_norm_bias, n);
-        ts_matmul(s, s->hb, s->xb, &ly->w1, n);
+        ts_product up[2] = {{s->hb, &ly->w1}, {s->hb2, &ly->w3}}; /* w3 only for SwiGLU */
+        ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
         ts_add_bias(s->hb, ly->b1, n, hid);
         if (c->act_kind == TS_ACT_SWIGLU) {
-            ts_matmul(s, s->hb2, s->xb, &ly->w3, n);
             for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_silu(s->hb[i]) * s->hb2[i];
         } else {
             for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_gelu(s->hb[i]);
@@ -1987,11 +2334,20 @@ static unsigned int ts_random_u32(unsigned long long *state) {
 }
 static float ts_random_f32(unsigned long long *state) { return (float)(ts_random_u32(state) >> 8) / 16777216.0f; }
 
+/* The first index of the largest value (NaNs never win, unless p[0] is one), as the loop
+ * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
+ * steps: the largest value in 16 independent lanes, then where it first occurs. */
 static int ts_argmax(const float *p, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best]) best = i;
-    return best;
+    float lane[16], max_val = p[0];
+    int i = 0;
+    for (int l = 0; l < 16; l++) lane[l] = p[0];
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = p[i + l] > lane[l] ? p[i + l] : lane[l];
+    for (; i < n; i++) max_val = p[i] > max_val ? p[i] : max_val;
+    for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
+    for (i = 0; i < n; i++)
+        if (p[i] == max_val) return i;
+    return 0; /* p[0] is NaN */
 }
 
 static int ts_sample_mult(const float *p, int n, float coin) {
@@ -2266,6 +2622,7 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         {(void **)&s->xq_scale, B, widest / gs + 1, 4},
         {(void **)&s->rope_cos, P, rope_w, 4},
         {(void **)&s->rope_sin, P, rope_w, 4},
+        {(void **)&s->k, B, kv_dim, 4},
         {(void **)&s->key_cache, kv_rows, kv_dim, 4},
         {(void **)&s->value_cache, kv_rows, kv_dim, 4},
         {(void **)&s->probindex, V, 1, sizeof(ts_prob_index)},
@@ -2539,7 +2896,7 @@ static void ts_usage(FILE *f) {
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
             "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
-            "  -f <file>   text file for -m ppl\n"
+            "  -f <file>   text file for -m ppl, or to encode with -m tokenize\n"
             "  --ids <file> token ids for -m logits and -m decode\n"
             "  --out <file> float32 logits out, for -m logits\n"
             "  --viz <file.html>  generate, then draw the attention and the top-5 candidates\n"
@@ -3071,19 +3428,29 @@ static int ts_run_chat(ts_session *s, const ts_args *a, unsigned long long seed)
     return 0;
 }
 
+static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len);
+
+/* Prints the ids of the -i text, or of the file given with -f (too long for a command line). */
 static int ts_run_tokenize(const ts_model *m, const ts_args *a) {
-    const char *text = a->prompt ? a->prompt : "";
-    size_t len = strlen(text);
-    int *ids = (int *)malloc((len + 3) * sizeof(int)), n = 0;
+    char msg[512];
+    size_t len;
+    char *file = a->text_path ? ts_slurp(a->text_path, &len, msg, sizeof msg) : NULL;
+    if (a->text_path && !file) return ts_die(msg);
+    const char *text = file ? file : a->prompt ? a->prompt : "";
+    if (!file) len = strlen(text);
+    int *ids = len < (size_t)INT_MAX / 4 - 3 ? (int *)malloc((len + 3) * sizeof(int)) : NULL, n = 0;
     ts_error err = {0, ""};
-    if (!ids) return ts_die("out of memory");
+    if (!ids) {
+        free(file);
+        return ts_die("out of memory");
+    }
     if (ts_encode(m, text, len, 0, ids, (int)len + 3, &n, &err)) {
-        free(ids);
+        free(ids), free(file);
         return ts_die(err.msg);
     }
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
-    free(ids);
+    free(ids), free(file);
     return 0;
 }
 
@@ -3255,6 +3622,12 @@ static int ts_run_ppl(const ts_model *m, const ts_args *a) {
 int main(int argc, char **argv) {
     ts_args a;
     char msg[512];
+#ifdef _OPENMP
+    /* On a busy machine, threads that wait for a descheduled partner at every matmul are
+     * far slower than fewer threads: let OpenMP use fewer than asked when the load is high
+     * (results do not depend on the thread count). OMP_DYNAMIC=false turns this off. */
+    if (!getenv("OMP_DYNAMIC")) omp_set_dynamic(1);
+#endif
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         ts_usage(stdout);
         return 0;

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# bench/bench.sh -- `make bench`: tokens per second of run.c's fast kernels against its own
+# plain loops (the llama2.c-equivalent baseline), measured side by side in one run.
+#
+#   make bench                      (or: CC=cc CFLAGS="-O3 -march=native -fopenmp" bench/bench.sh)
+#   RUNS=3 THREADS="1 2" bench/bench.sh
+#   BASELINE_CFLAGS="-Ofast -march=native -fopenmp" bench/bench.sh    (baseline built as llama2.c's runomp)
+#
+# Random-weight models at the published TinyStories shapes are written by bench/gen into
+# bench/out/models (once; about 2 GB). Two binaries are built from run.c with the same
+# compiler and flags: the fast one (./run), and the baseline with -DTS_PLAIN_KERNELS
+# -DTS_BATCH=1: plain matrix-vector loops, prompts one token at a time, as llama2.c does.
+# Each measurement is the median of several runs. Results: stdout and bench/out/bench.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CC=${CC:-cc}
+CFLAGS=${CFLAGS:--O3 -march=native -ffp-contract=off -fopenmp}
+BASELINE_CFLAGS=${BASELINE_CFLAGS:-$CFLAGS}
+SHARED=${SHARED:-../shared}
+RUNS=${RUNS:-5}
+THREADS=${THREADS:-1 2}
+OUT=bench/out
+MODELS=$OUT/models
+mkdir -p "$MODELS"
+start_time=$(date +%s)
+
+echo "building: $CC $CFLAGS (fast), $CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1 (baseline)"
+$CC -O2 -Wall -Wextra -o bench/gen bench/gen.c -lm
+$CC $CFLAGS -Wall -Wextra -o "$OUT/run-fast" run.c -lm
+$CC $BASELINE_CFLAGS -Wall -Wextra -DTS_PLAIN_KERNELS -DTS_BATCH=1 -o "$OUT/run-baseline" run.c -lm
+$CC $CFLAGS -Wall -Wextra -o "$OUT/bandwidth" bench/bandwidth.c
+
+# name | gen arguments | fast: steps, runs | baseline: steps, runs. The baseline decodes
+# fewer steps (it is 5-20x slower; its rate per token hardly changes with position, and
+# fewer steps favour it: less attention work per token).
+R=$RUNS R3=$((RUNS < 3 ? RUNS : 3))
+MODEL_LIST=(
+  "15M-f32|f32 llama 288 768 6 6 32000 256|256|$R|48|$R3"
+  "15M-q8_0|q8_0 llama 288 768 6 6 32000 256|256|$R|48|$R3"
+  "42M-f32|f32 llama 512 1376 8 8 32000 1024|256|$R|24|$R3"
+  "42M-q8_0|q8_0 llama 512 1376 8 8 32000 1024|256|$R|24|$R3"
+  "110M-f32|f32 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "110M-q8_0|q8_0 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "110M-bf16|bf16 llama 768 2048 12 12 32000 1024|128|$R3|16|$R3"
+  "neo-1M-f32|f32 gptneo 64 256 8 16 50257 2048 256|256|$R|64|$R3"
+  "neo-33M-f32|f32 gptneo 768 3072 4 16 50257 2048 256|128|$R3|16|$R3"
+)
+for spec in "${MODEL_LIST[@]}"; do
+  IFS='|' read -r name args _ <<<"$spec"
+  if [ ! -s "$MODELS/$name.bin" ]; then
+    echo "writing $MODELS/$name.bin"
+    bench/gen "$MODELS/$name.bin.part" $args && mv "$MODELS/$name.bin.part" "$MODELS/$name.bin"
+  fi
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+
+# A prompt of exactly 255 tokens for the synthetic tokenizer: " a" is one token.
+PROMPT=$(printf 'a%.0s ' $(seq 255))
+PROMPT=${PROMPT% }
+
+# decode BIN MODEL STEPS THREADS -> "tok/s maxrss_kb" of one run (generated tokens only)
+decode() {
+  local err
+  err=$(OMP_DYNAMIC=false OMP_NUM_THREADS=$4 /usr/bin/time -f 'maxrss %M' "$1" "$2" -t 0 -n "$3" -i "Once upon a time" 2>&1 >/dev/null)
+  echo "$(sed -n 's/.*generated: .* (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err") $(sed -n 's/^maxrss //p' <<<"$err")"
+}
+# prefill BIN MODEL THREADS -> prompt tok/s of one run (255 prompt tokens)
+prefill() {
+  OMP_DYNAMIC=false OMP_NUM_THREADS=$3 "$1" "$2" -t 0 -n 255 -i "$PROMPT" 2>&1 >/dev/null | sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
+}
+
+decode_rows=() prefill_rows=()
+declare -A fast_rate base_rate
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+BUDGET=${BUDGET:-420} # seconds for the model runs; past it (a busy machine): one short run each
+hurried=""
+for spec in "${MODEL_LIST[@]}"; do
+  IFS='|' read -r name _ steps runs base_steps base_runs <<<"$spec"
+  model="$MODELS/$name.bin"
+  size=$(stat -c %s "$model")
+  for th in $THREADS; do
+    if [ $(($(date +%s) - start_time)) -gt "$BUDGET" ]; then
+      runs=1 base_runs=1 steps=$((steps < 64 ? steps : 64)) base_steps=$((base_steps < 16 ? base_steps : 16))
+      hurried="$hurried $name/$th"
+    fi
+    fast=() base=() rss=0 pf=() pb=()
+    for ((r = 0; r < runs; r++)); do
+      read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
+      fast+=("$rate")
+      [ "${kb:-0}" -gt "$rss" ] && rss=$kb
+      pf+=("$(prefill "$OUT/run-fast" "$model" "$th")")
+    done
+    for ((r = 0; r < base_runs; r++)); do
+      read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$base_steps" "$th")
+      base+=("$rate")
+    done
+    # the baseline's prompt rate, measured where it is quick (it equals its decode rate)
+    if [ "$name" = 15M-q8_0 ] || [ "$name" = neo-1M-f32 ]; then pb+=("$(prefill "$OUT/run-baseline" "$model" "$th")"); fi
+    f=$(printf '%s\n' "${fast[@]}" | median)
+    b=$(printf '%s\n' "${base[@]}" | median)
+    fast_rate[$name/$th]=$f
+    base_rate[$name/$th]=$b
+    row="| $name | $th | $f | $b | $(ratio "$f" "$b")x | $(mib "$size") | $(mib $((rss * 1024))) |"
+    decode_rows+=("$row")
+    echo "decode  $row"
+    pfm=$(printf '%s\n' "${pf[@]}" | median)
+    if [ ${#pb[@]} -gt 0 ]; then pbm=$(printf '%s\n' "${pb[@]}" | median); else pbm="$b*"; fi
+    row="| $name | $th | $pfm | $pbm | $(ratio "$pfm" "${pbm%\*}")x |"
+    prefill_rows+=("$row")
+    echo "prefill $row"
+  done
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+
+# tokenizers: 1 MB of TinyStories text (or of made-up sentences without ../shared), wall
+# time of the whole command (load the model and tokenizer, encode, print the ids)
+TEXT=$OUT/text-1MB.txt
+if [ ! -s "$TEXT" ]; then
+  src="$SHARED/data/tinystories-valid-head.txt"
+  while [ "$(stat -c %s "$TEXT" 2>/dev/null || echo 0)" -lt 1000000 ]; do
+    if [ -s "$src" ]; then cat "$src"; else echo "Once upon a time there was a little girl who liked to play in the park."; fi >>"$TEXT"
+  done
+  head -c 1000000 "$TEXT" >"$TEXT.1" && mv "$TEXT.1" "$TEXT"
+fi
+tokenize_time() { # MODEL [-z TOKENIZER] -> "seconds ids"
+  local times=() n_ids t0 t1
+  for ((r = 0; r < RUNS; r++)); do
+    t0=$(date +%s.%N)
+    n_ids=$("$OUT/run-fast" "$@" -m tokenize -f "$TEXT" | wc -w)
+    t1=$(date +%s.%N)
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+  done
+  echo "$(printf '%s\n' "${times[@]}" | median) $n_ids"
+}
+tok_rows=()
+if [ -s "$SHARED/models/llama2-tokenizer.bin" ]; then
+  read -r secs ids < <(tokenize_time "$MODELS/15M-f32.bin" -z "$SHARED/models/llama2-tokenizer.bin")
+  tok_rows+=("| Llama 2 SentencePiece (32000) | $ids | $secs |")
+else
+  tok_rows+=("| Llama 2 SentencePiece | skipped: $SHARED/models/llama2-tokenizer.bin not found | |")
+fi
+# GPT-2 BPE: export.py embeds it in the GPT-Neo fixture model (needs numpy)
+GPT2=$MODELS/neo-gpt2-tokenizer.bin
+if [ ! -s "$GPT2" ] && [ -s "$SHARED/models/gpt2-merges.txt" ] && ${PYTHON:-python3} -c 'import numpy' 2>/dev/null; then
+  ${PYTHON:-python3} export.py model "$SHARED/fixtures/hf/gptneo-tinystories-1m-shape" "$GPT2" \
+    --tokenizer "$SHARED/models/gpt2-vocab.json" --merges "$SHARED/models/gpt2-merges.txt" >/dev/null 2>&1 || rm -f "$GPT2"
+fi
+if [ -s "$GPT2" ]; then
+  read -r secs ids < <(tokenize_time "$GPT2")
+  tok_rows+=("| GPT-2 byte-level BPE (50257) | $ids | $secs |")
+else
+  tok_rows+=("| GPT-2 byte-level BPE | skipped: needs $SHARED and a Python with numpy (PYTHON=...) for export.py | |")
+fi
+
+# memory bandwidth and the float32 110M roofline
+f32_110M=$(stat -c %s "$MODELS/110M-f32.bin")
+bw_rows=()
+declare -A bw
+for th in $THREADS; do
+  small=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" 16 21)
+  big=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" $((f32_110M / 1048576)) 7)
+  bw[$th]=$big
+  roof=$(awk -v bw="$big" -v b="$f32_110M" 'BEGIN {printf "%.1f", bw * 1e9 / b}')
+  meas=${fast_rate[110M-f32/$th]:-0}
+  bw_rows+=("| $th | $small | $big | $roof | $meas | $(awk -v m="$meas" -v r="$roof" 'BEGIN {printf "%.0f%%", 100 * m / r}') |")
+done
+
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+{
+  echo "# run.c benchmark"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $($CC --version | head -1)."
+  echo "Command: \`make bench\` (fast: \`$CC $CFLAGS\`; baseline: \`$CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1\`: run.c's"
+  echo "plain loops, one token at a time, i.e. llama2.c's algorithm). Random weights at the TinyStories shapes"
+  echo "(vocab 32000; GPT-Neo: vocab 50257, local attention window 256 on odd layers), greedy decoding."
+  echo
+  echo "## Decode (tokens/s of generated tokens, median of runs)"
+  echo
+  echo "| model | threads | fast | baseline | speedup | file MiB | peak RSS MiB |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${decode_rows[@]}"
+  echo
+  echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
+  echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
+  echo "fewer steps favour it (less attention work). Peak RSS includes the mapped model file."
+  [ -n "$hurried" ] && echo "Over the time budget ($BUDGET s): one run of at most 64 (baseline 16) steps for:$hurried (model/threads)."
+  echo "Threads: OMP_NUM_THREADS with OMP_DYNAMIC=false, so 2 means 2 (./run alone lets OpenMP use"
+  echo "fewer threads than asked when the machine is busy)."
+  for th in $THREADS; do
+    echo "110M bf16 fast against 110M float32 baseline, $th thread(s): $(ratio "${fast_rate[110M-bf16/$th]}" "${base_rate[110M-f32/$th]}")x."
+  done
+  echo
+  echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"
+  echo
+  echo "| model | threads | fast (blocks of 32) | baseline (token by token) | speedup |"
+  echo "| --- | --- | --- | --- | --- |"
+  printf '%s\n' "${prefill_rows[@]}"
+  echo
+  echo "\\* baseline prompt rate not measured on this model (time): its per-token decode rate, which is what it runs a prompt at."
+  echo
+  echo "## Tokenizers: 1,000,000 bytes of TinyStories text (median of $RUNS, the whole command)"
+  echo
+  echo "| tokenizer | ids | seconds |"
+  echo "| --- | --- | --- |"
+  printf '%s\n' "${tok_rows[@]}"
+  echo
+  echo "## Memory bandwidth and the float32 110M roofline"
+  echo
+  echo "| threads | read GB/s, 16 MiB (best of 21) | read GB/s, $(mib "$f32_110M") MiB (best of 7) | 110M f32 roofline tok/s (file bytes per token / bandwidth) | measured | of roofline |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${bw_rows[@]}"
+  echo
+  echo "Load average (1 min) before the runs $load_before, after $load_after: on a 2-core machine,"
+  echo "anything above about 0.3 means other programs shared the cores and the numbers (2 threads"
+  echo "above all: OpenMP threads wait for each other) are lower than the machine can do."
+  echo
+  echo "Total benchmark time: $(($(date +%s) - start_time)) s."
+} >"$OUT/bench.md"
+echo
+cat "$OUT/bench.md"
