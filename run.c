@@ -2110,6 +2110,7 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
         first[k + 1] = first[k] + (p[k].w->rows + 3) / 4;
         work += (double)p[k].w->rows * p[k].w->cols * n;
     }
+    (void)work; /* read only by the OpenMP clause */
     TS_PARALLEL_FOR_IF(work >= TS_PARALLEL_MIN_WORK)
     for (int tile = 0; tile < first[count]; tile++) {
         int k = 0;
