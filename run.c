@@ -48,7 +48,6 @@
 #define TS_HAVE_MMAP 1
 #endif
 #ifdef _OPENMP
-#include <omp.h>
 #define TS_PRAGMA(x) _Pragma(#x)
 #define TS_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
 /* Threads only when the loop has enough work to pay for starting them (a few microseconds). */
@@ -3623,12 +3622,6 @@ static int ts_run_ppl(const ts_model *m, const ts_args *a) {
 int main(int argc, char **argv) {
     ts_args a;
     char msg[512];
-#ifdef _OPENMP
-    /* On a busy machine, threads that wait for a descheduled partner at every matmul are
-     * far slower than fewer threads: let OpenMP use fewer than asked when the load is high
-     * (results do not depend on the thread count). OMP_DYNAMIC=false turns this off. */
-    if (!getenv("OMP_DYNAMIC")) omp_set_dynamic(1);
-#endif
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         ts_usage(stdout);
         return 0;
