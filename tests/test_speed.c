@@ -73,6 +73,9 @@ static float weight_at(const ts_matrix *w, int i, int j) {
     return ((const int8_t *)w->data)[at] * w->scale[(size_t)i * ts_groups(w->cols, w->group_size) + j / w->group_size];
 }
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 static void set_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
