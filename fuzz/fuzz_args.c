@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(a.topp >= 0.0f && a.topp <= 1.0f);
         FUZZ_CHECK(a.steps >= 0 && a.seed >= 0);
         FUZZ_CHECK(!strcmp(a.mode, "generate") || !strcmp(a.mode, "chat") || !strcmp(a.mode, "tokenize") ||
-                   !strcmp(a.mode, "decode") || !strcmp(a.mode, "logits") || !strcmp(a.mode, "ppl"));
+                   !strcmp(a.mode, "decode") || !strcmp(a.mode, "logits") || !strcmp(a.mode, "ppl") ||
+                   !strcmp(a.mode, "inspect"));
         FUZZ_CHECK(strcmp(a.mode, "decode") || a.ids_path);
         FUZZ_CHECK(strcmp(a.mode, "logits") || (a.ids_path && a.out_path));
         FUZZ_CHECK(strcmp(a.mode, "ppl") || a.text_path);
