@@ -1871,7 +1871,8 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
                 const float *ws = w->scale + (size_t)i * groups, *xst = xs + (size_t)t * groups;
                 for (int g = 0; g < groups; g++) {
                     int32_t ival = 0;
-                    for (int k = g * gs; k < cols && k < (g + 1) * gs; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
+                    int end = (g + 1) * gs < cols ? (g + 1) * gs : cols; /* the last group may be shorter */
+                    for (int k = g * gs; k < end; k++) ival += (int32_t)xt[k] * (int32_t)wr[k];
                     val = ts_q8_step(val, ival, ws[g], xst[g]);
                 }
             }
@@ -1945,6 +1946,31 @@ TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) {
     __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
     _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
 }
+/* Lane r of the result: the sum of the lanes of v[r], r < 16 (a transposing add tree:
+ * pairs of vectors, then quads, then 128-bit blocks). Integer sums: any order is exact. */
+TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) {
+    ts_vi pair[8], quad[4], half[2];
+    for (int k = 0; k < 8; k++) /* per 128-bit block: [a b a b] partials of v[2k], v[2k+1] */
+        pair[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++) /* per block: [a b c d] partials of v[4k..4k+3] */
+        quad[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(pair[2 * k], pair[2 * k + 1]),
+                                   _mm512_unpackhi_epi64(pair[2 * k], pair[2 * k + 1]));
+    for (int k = 0; k < 2; k++) /* blocks 0 + 2 and 1 + 3 of two quads */
+        half[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(quad[2 * k], quad[2 * k + 1], 0x44),
+                                   _mm512_shuffle_i32x4(quad[2 * k], quad[2 * k + 1], 0xee));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(half[0], half[1], 0x88), _mm512_shuffle_i32x4(half[0], half[1], 0xdd));
+}
+TS_INLINE ts_vi ts_vi_set1(int32_t v) { return _mm512_set1_epi32(v); }
+TS_INLINE ts_vf ts_vf_from_vi(ts_vi v) { return _mm512_cvtepi32_ps(v); }
+TS_INLINE ts_vf ts_vf_set1(float v) { return _mm512_set1_ps(v); }
+TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
+TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm512_mul_ps(a, b); }
+TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm512_storeu_ps(p, v); }
+/* p[0], p[stride], ..., p[15 stride] */
+TS_INLINE ts_vf ts_gather_f32(const float *p, int stride) {
+    return _mm512_i32gather_ps(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                  _mm512_set1_epi32(stride)), p, 4);
+}
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
 }
@@ -1999,6 +2025,21 @@ TS_INLINE int32_t ts_vi_sum(ts_vi v) {
 TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) { /* out[k] = sum of the lanes of v[k] */
     __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) { /* lane r = sum of the lanes of v[r], r < 8 */
+    __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    /* per 128-bit half: [a b c d] and [e f g h] partials */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+}
+TS_INLINE ts_vi ts_vi_set1(int32_t v) { return _mm256_set1_epi32(v); }
+TS_INLINE ts_vf ts_vf_from_vi(ts_vi v) { return _mm256_cvtepi32_ps(v); }
+TS_INLINE ts_vf ts_vf_set1(float v) { return _mm256_set1_ps(v); }
+TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
+TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm256_mul_ps(a, b); }
+TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm256_storeu_ps(p, v); }
+TS_INLINE ts_vf ts_gather_f32(const float *p, int stride) { /* p[0], p[stride], ..., p[7 stride] */
+    return _mm256_i32gather_ps(p, _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride)), 4);
 }
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     int8_t part[TS_QCHUNK] = {0};
@@ -2100,13 +2141,42 @@ TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float
     else ts_tile_float(out, w, x, i0, t0, NR, NT);
 }
 
+/* Q8_0 for one token t at TS_LANES rows from i0 (decoding): lane r of a vector is row
+ * i0 + r. The 4-row tile above spends most of its time summing lanes, once per group and
+ * row; here each row's group is summed in its own vector, all TS_LANES of them are added
+ * into one vector at once (lane r = row r's exact int32 sum), and ts_q8_step runs on all
+ * the rows in one vector step, in the plain loop's order: the plain loop's bits. */
+TS_INLINE void ts_rows_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
+    const int8_t *wq = (const int8_t *)w->data + (size_t)i0 * cols, *xt = xq + (size_t)t * cols;
+    ts_vi acc[TS_LANES];
+    ts_vf val = ts_vf_zero();
+    for (int g = 0; g < groups; g++) {
+        int start = g * gs, len = cols - start < gs ? cols - start : gs;
+        ts_vi corr = ts_vi_zero();
+        for (int r = 0; r < TS_LANES; r++) acc[r] = ts_vi_zero();
+        for (int k = start; k < start + len; k += TS_QCHUNK) {
+            int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
+            ts_vi xv = ts_load_i8(xt + k, count);
+            corr = ts_qcorrect(corr, xv);
+            for (int r = 0; r < TS_LANES; r++) acc[r] = ts_qdot(acc[r], ts_load_qw(wq + (size_t)r * cols + k, count), xv);
+        }
+        ts_vi isum = ts_vi_sub(ts_vi_sum_rows(acc), ts_vi_set1(ts_vi_sum(corr)));
+        ts_vf w_scale = ts_gather_f32(w->scale + (size_t)i0 * groups + g, groups);
+        /* ts_q8_step: val + (float)ival * w_scale * x_scale */
+        val = ts_vf_add(val, ts_vf_mul(ts_vf_mul(ts_vf_from_vi(isum), w_scale), ts_vf_set1(xs[(size_t)t * groups + g])));
+    }
+    ts_store_f32(out + (size_t)t * rows + i0, val);
+}
+
 /* The products of one call (see ts_matmuls), in tiles: the tiles of 4 rows of all the
  * matrices are shared out to the threads in one parallel loop. */
 static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, int n) {
-    int first[TS_MAX_PRODUCTS + 1] = {0}; /* first tile of each product */
+    /* Tiles of 4 rows; Q8_0 with fewer than 4 tokens (decoding): of TS_LANES rows */
+    int first[TS_MAX_PRODUCTS + 1] = {0}, height = n < 4 && p[0].w->type == TS_Q8_0 ? TS_LANES : 4;
     double work = 0;
     for (int k = 0; k < count; k++) {
-        first[k + 1] = first[k] + (p[k].w->rows + 3) / 4;
+        first[k + 1] = first[k] + (p[k].w->rows + height - 1) / height;
         work += (double)p[k].w->rows * p[k].w->cols * n;
     }
     (void)work; /* read only by the OpenMP clause */
@@ -2116,8 +2186,16 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
         while (tile >= first[k + 1]) k++;
         const ts_matrix *w = p[k].w;
         float *out = p[k].out;
-        int i0 = 4 * (tile - first[k]), rows = w->rows;
-        if (i0 + 4 <= rows) {
+        int i0 = height * (tile - first[k]), rows = w->rows;
+        if (height == TS_LANES && i0 + TS_LANES <= rows) {
+            for (int t = 0; t < n; t++) ts_rows_q8(out, w, xq, xs, i0, t);
+        } else if (height == TS_LANES) { /* the last rows of a Q8_0 matrix: 4 at a time, then 1 */
+            int i = i0;
+            for (; i + 4 <= rows; i += 4)
+                for (int t = 0; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 4, 1);
+            for (; i < rows; i++)
+                for (int t = 0; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 1, 1);
+        } else if (i0 + 4 <= rows) {
             int t = 0;
             for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i0, t, 4, 4);
             for (; t < n; t++) ts_tile(out, x, xq, xs, w, i0, t, 4, 1);

@@ -313,7 +313,7 @@ int main(void) {
     );
     /* rows, cols, Q8_0 group size: vector tails, ragged groups, groups over a vector */
     int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {9, 172, 4}, {13, 288, 64}, {8, 64, 32}, {70, 768, 64},
-                       {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}};
+                       {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}};
     int ns[] = {1, 2, 4, 5, 9, 32};
     test_quantize();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
