@@ -2069,6 +2069,7 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
         int count = cols - j < TS_LANES ? cols - j : TS_LANES;
         for (int r = 0; r < NR; r++) {
             size_t at = (size_t)(i0 + r) * cols + j;
+            _mm_prefetch((const char *)w->data + (at + (size_t)4 * cols) * (bf16 ? 2 : 4), _MM_HINT_T0); /* the next tile's */
             wv[r] = bf16 ? ts_load_bf16((const uint16_t *)w->data + at, count) : ts_load_f32((const float *)w->data + at, count);
         }
         for (int t = 0; t < NT; t++) xv[t] = ts_load_f32(x + (size_t)(t0 + t) * cols + j, count);
@@ -2159,7 +2160,10 @@ TS_INLINE void ts_rows_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
             int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
             ts_vi xv = ts_load_i8(xt + k, count);
             corr = ts_qcorrect(corr, xv);
-            for (int r = 0; r < TS_LANES; r++) acc[r] = ts_qdot(acc[r], ts_load_qw(wq + (size_t)r * cols + k, count), xv);
+            for (int r = 0; r < TS_LANES; r++) {
+                _mm_prefetch((const char *)(wq + (size_t)(r + TS_LANES) * cols + k), _MM_HINT_T0);
+                acc[r] = ts_qdot(acc[r], ts_load_qw(wq + (size_t)r * cols + k, count), xv);
+            }
         }
         ts_vi isum = ts_vi_sub(ts_vi_sum_rows(acc), ts_vi_set1(ts_vi_sum(corr)));
         ts_vf w_scale = ts_gather_f32(w->scale + (size_t)i0 * groups + g, groups);
