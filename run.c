@@ -1604,7 +1604,7 @@ static void gpt2_push_pair(const gpt2_tokenizer *t, const int32_t *sym, const in
 static int gpt2_bpe_long(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_scratch *sc, gpt2_out *o) {
     const size_t per = 3 * sizeof(gpt2_cand) + 3 * sizeof(int32_t);
     size_t need, hn = 0, k;
-    int32_t *sym, *prev, *next, p, res, rank;
+    int32_t *sym, *prev, *next, p, res = 0, rank;
     gpt2_cand *h;
 
     if (n > (size_t)INT32_MAX / 4 || n > SIZE_MAX / per) return -1; /* int32 positions */
@@ -1767,6 +1767,7 @@ struct ts_session {
     float *logits;    /* (batch, vocab_size) */
     int8_t *xq;       /* (batch, max(dim, hidden, q_dim)) quantized activations (Q8_0) */
     float *xq_scale;  /* (batch, max(...) / group_size) */
+    void *xq_packed;  /* ts_q8_packed_bytes(batch, max(...), group_size): prompts' Q8_0 lanes */
     float *rope_cos, *rope_sin; /* (max_positions, head_dim / 2) */
     float *k;         /* (batch, kv_dim) the block's keys, before they go to the cache */
     float *key_cache;   /* (n_layers, kv_dim, max_positions): transposed, see ts_attention */
@@ -1966,11 +1967,8 @@ TS_INLINE ts_vf ts_vf_set1(float v) { return _mm512_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm512_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm512_storeu_ps(p, v); }
-/* p[0], p[stride], ..., p[15 stride] */
-TS_INLINE ts_vf ts_gather_f32(const float *p, int stride) {
-    return _mm512_i32gather_ps(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                  _mm512_set1_epi32(stride)), p, 4);
-}
+TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
+TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm512_i32gather_ps(index, p, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
 }
@@ -2038,9 +2036,8 @@ TS_INLINE ts_vf ts_vf_set1(float v) { return _mm256_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm256_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm256_storeu_ps(p, v); }
-TS_INLINE ts_vf ts_gather_f32(const float *p, int stride) { /* p[0], p[stride], ..., p[7 stride] */
-    return _mm256_i32gather_ps(p, _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride)), 4);
-}
+TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm256_i32gather_ps(p, index, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     int8_t part[TS_QCHUNK] = {0};
     if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
@@ -2091,93 +2088,169 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
         for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = sum[r][t];
 }
 
-/* The same tile for Q8_0 weights against quantized activations xq (n, cols), xs (n, groups). */
-TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t0, int NR, int NT) {
+/* A Q8_0 tile: R rows x T tokens with R T = TS_LANES (TS_LANES x 1 when decoding, 4 x 4 or
+ * 4 x 2 for prompts), from row i0 and token t0; only nr <= R rows and nt <= T tokens exist
+ * (the others repeat the last row or token and are not stored). Lane r T + t of a vector is
+ * output (row i0 + r, token t0 + t). Summing the lanes of one vector per output and group
+ * would cost more than the integer dot products, so each output's group is summed in its
+ * own vector and ts_vi_sum_rows adds all TS_LANES of them at once into one vector; then
+ * ts_q8_step runs on TS_LANES outputs in one vector step, in the plain loop's order: the
+ * plain loop's bits. Each weight row loaded serves T tokens, each activation R rows. */
+TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t0, int R,
+                          int T, int nr, int nt) {
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
-    const int8_t *wq = (const int8_t *)w->data;
-    float val[4][4];
-    int32_t isum[4][4];
-    ts_vi acc[4][4], corr[4], wv[4], xv[4];
-    for (int r = 0; r < NR; r++)
-        for (int t = 0; t < NT; t++) val[r][t] = 0.0f;
-    for (int g = 0; g < groups; g++) {
-        int start = g * gs, len = cols - start < gs ? cols - start : gs;
-        for (int t = 0; t < NT; t++) corr[t] = ts_vi_zero();
-        for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_zero();
-        for (int k = start; k < start + len; k += TS_QCHUNK) {
-            int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
-            for (int r = 0; r < NR; r++) wv[r] = ts_load_qw(wq + (size_t)(i0 + r) * cols + k, count);
-            for (int t = 0; t < NT; t++) {
-                xv[t] = ts_load_i8(xq + (size_t)(t0 + t) * cols + k, count);
-                corr[t] = ts_qcorrect(corr[t], xv[t]);
-            }
-            for (int r = 0; r < NR; r++)
-                for (int t = 0; t < NT; t++) acc[r][t] = ts_qdot(acc[r][t], wv[r], xv[t]);
-        }
-        for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++) acc[r][t] = ts_vi_sub(acc[r][t], corr[t]);
-        if (NT == 4) /* sum the lanes, four vectors at once where there are four */
-            for (int r = 0; r < NR; r++) ts_vi_sum4(acc[r], isum[r]);
-        else if (NR == 4 && NT == 1) {
-            ts_vi column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
-            int32_t sums[4];
-            ts_vi_sum4(column, sums);
-            for (int r = 0; r < 4; r++) isum[r][0] = sums[r];
-        } else
-            for (int r = 0; r < NR; r++)
-                for (int t = 0; t < NT; t++) isum[r][t] = ts_vi_sum(acc[r][t]);
-        for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++)
-                val[r][t] = ts_q8_step(val[r][t], isum[r][t], w->scale[(size_t)(i0 + r) * groups + g],
-                                       xs[(size_t)(t0 + t) * groups + g]);
+    const int8_t *wrow[TS_LANES], *xrow[4];
+    int32_t w_at[TS_LANES], x_at[TS_LANES]; /* each lane's scales: row and token, in floats */
+    for (int r = 0; r < R; r++) wrow[r] = (const int8_t *)w->data + (size_t)(i0 + (r < nr ? r : nr - 1)) * cols;
+    for (int t = 0; t < T; t++) xrow[t] = xq + (size_t)(t0 + (t < nt ? t : nt - 1)) * cols;
+    for (int lane = 0; lane < TS_LANES; lane++) {
+        int r = lane / T, t = lane % T;
+        w_at[lane] = (r < nr ? r : nr - 1) * groups, x_at[lane] = (t < nt ? t : nt - 1) * groups;
     }
-    for (int r = 0; r < NR; r++)
-        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = val[r][t];
-}
-
-TS_INLINE void ts_tile(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int i0,
-                       int t0, int NR, int NT) {
-    if (w->type == TS_Q8_0) ts_tile_q8(out, w, xq, xs, i0, t0, NR, NT);
-    else ts_tile_float(out, w, x, i0, t0, NR, NT);
-}
-
-/* Q8_0 for one token t at TS_LANES rows from i0 (decoding): lane r of a vector is row
- * i0 + r. The 4-row tile above spends most of its time summing lanes, once per group and
- * row; here each row's group is summed in its own vector, all TS_LANES of them are added
- * into one vector at once (lane r = row r's exact int32 sum), and ts_q8_step runs on all
- * the rows in one vector step, in the plain loop's order: the plain loop's bits. */
-TS_INLINE void ts_rows_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i0, int t) {
-    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
-    const int8_t *wq = (const int8_t *)w->data + (size_t)i0 * cols, *xt = xq + (size_t)t * cols;
-    ts_vi acc[TS_LANES];
+    ts_vi w_index = ts_load_i32(w_at), x_index = ts_load_i32(x_at), acc[TS_LANES], corr[4], xv[4];
+    const float *w_scale = w->scale + (size_t)i0 * groups, *x_scale = xs + (size_t)t0 * groups;
     ts_vf val = ts_vf_zero();
     for (int g = 0; g < groups; g++) {
         int start = g * gs, len = cols - start < gs ? cols - start : gs;
-        ts_vi corr = ts_vi_zero();
-        for (int r = 0; r < TS_LANES; r++) acc[r] = ts_vi_zero();
+        for (int t = 0; t < T; t++) corr[t] = ts_vi_zero();
+        for (int lane = 0; lane < TS_LANES; lane++) acc[lane] = ts_vi_zero();
         for (int k = start; k < start + len; k += TS_QCHUNK) {
             int count = start + len - k < TS_QCHUNK ? start + len - k : TS_QCHUNK;
-            ts_vi xv = ts_load_i8(xt + k, count);
-            corr = ts_qcorrect(corr, xv);
-            for (int r = 0; r < TS_LANES; r++) {
-                _mm_prefetch((const char *)(wq + (size_t)(r + TS_LANES) * cols + k), _MM_HINT_T0);
-                acc[r] = ts_qdot(acc[r], ts_load_qw(wq + (size_t)r * cols + k, count), xv);
+            for (int t = 0; t < T; t++) {
+                xv[t] = ts_load_i8(xrow[t] + k, count);
+                corr[t] = ts_qcorrect(corr[t], xv[t]);
+            }
+            for (int r = 0; r < R; r++) {
+                _mm_prefetch((const char *)(wrow[r] + (size_t)R * cols + k), _MM_HINT_T0); /* the next tile's */
+                ts_vi wv = ts_load_qw(wrow[r] + k, count);
+                for (int t = 0; t < T; t++) acc[r * T + t] = ts_qdot(acc[r * T + t], wv, xv[t]);
             }
         }
-        ts_vi isum = ts_vi_sub(ts_vi_sum_rows(acc), ts_vi_set1(ts_vi_sum(corr)));
-        ts_vf w_scale = ts_gather_f32(w->scale + (size_t)i0 * groups + g, groups);
+        for (int lane = 0; lane < TS_LANES; lane++) acc[lane] = ts_vi_sub(acc[lane], corr[lane % T]);
+        ts_vf isum = ts_vf_from_vi(ts_vi_sum_rows(acc));
         /* ts_q8_step: val + (float)ival * w_scale * x_scale */
-        val = ts_vf_add(val, ts_vf_mul(ts_vf_mul(ts_vf_from_vi(isum), w_scale), ts_vf_set1(xs[(size_t)t * groups + g])));
+        val = ts_vf_add(val, ts_vf_mul(ts_vf_mul(isum, ts_gather_f32(w_scale + g, w_index)), ts_gather_f32(x_scale + g, x_index)));
     }
-    ts_store_f32(out + (size_t)t * rows + i0, val);
+    float result[TS_LANES];
+    ts_store_f32(result, val);
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) out[(size_t)(t0 + t) * rows + i0 + r] = result[r * T + t];
 }
 
+#if defined(TS_AVX512)
+/* Q8_0 for prompts on AVX-512: tokens in the lanes, so that no lanes need summing at all.
+ * ts_pack_q8 lays out the block's quantized activations as (token tiles of 16, slots, 16
+ * lanes) dwords: slot j of group g holds in lane l the 4 bytes xq[16 tile + l][g gs + 4 j ..]
+ * + 128, unsigned (0 past the group's end and for tokens past n), and the scales as (token
+ * tiles, groups, 16). One vpdpbusd multiplies 4 bytes of a weight row, broadcast to all
+ * lanes, by those 4 bytes of 16 tokens: lane l adds sum((x + 128) w) for token l, and the
+ * 128 sum(w) of the offset is taken off once per row and group. The integer sums are the
+ * plain loop's, and so, by ts_q8_step's order, are the outputs. */
+#define TS_PACK_MIN_TOKENS 8 /* fewer tokens: the rows-in-lanes tile */
+static int ts_q8_slots(int cols, int gs) { return cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4; }
+static void ts_pack_q8(uint32_t *packed, float *packed_scale, const int8_t *xq, const float *xs, int n, int cols, int gs) {
+    int groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
+    for (int t = 0; t < (n + 15) / 16 * 16; t++) {
+        uint32_t *lane = packed + (size_t)(t / 16) * slots * 16 + t % 16;
+        float *lane_scale = packed_scale + (size_t)(t / 16) * groups * 16 + t % 16;
+        const int8_t *xt = xq + (size_t)t * cols;
+        if (t >= n) { /* padding tokens */
+            for (int slot = 0; slot < slots; slot++) lane[(size_t)slot * 16] = 0;
+            for (int g = 0; g < groups; g++) lane_scale[(size_t)g * 16] = 0.0f;
+            continue;
+        }
+        for (int g = 0, slot = 0; g < groups; g++) {
+            int start = g * gs, end = start + gs < cols ? start + gs : cols, k = start;
+            for (; k + 4 <= end; k += 4, slot++) { /* + 128 to each byte: flip its top bit */
+                uint32_t quad;
+                memcpy(&quad, xt + k, 4);
+                lane[(size_t)slot * 16] = quad ^ 0x80808080u;
+            }
+            if (k < end) { /* a group's last 1-3 values, then 0s */
+                uint8_t b[4] = {0, 0, 0, 0};
+                for (int i = 0; k + i < end; i++) b[i] = (uint8_t)(xt[k + i] ^ 0x80);
+                memcpy(&lane[(size_t)slot++ * 16], b, 4);
+            }
+            lane_scale[(size_t)g * 16] = xs[(size_t)t * groups + g];
+        }
+    }
+}
+
+#ifndef TS_TOKEN_TILE_ROWS
+#define TS_TOKEN_TILE_ROWS 8 /* 16 accumulators: enough to keep vpdpbusd busy */
+#endif
+/* Rows i0 .. i0+R-1 (R <= TS_TOKEN_TILE_ROWS) for the TT (<= 2) token tiles from `tile`: 16 TT tokens, of
+ * which the first nt exist. The weights' group sums (for the offset) serve all TT tiles. */
+TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t *packed, const float *packed_scale, int i0,
+                                 int R, int tile, int TT, int nt) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
+    const int8_t *wrow[TS_TOKEN_TILE_ROWS];
+    const uint32_t *xp[2];
+    __m512i acc[TS_TOKEN_TILE_ROWS][2];
+    __m512 val[TS_TOKEN_TILE_ROWS][2];
+    for (int r = 0; r < R; r++) wrow[r] = (const int8_t *)w->data + (size_t)(i0 + r) * cols;
+    for (int u = 0; u < TT; u++) xp[u] = packed + (size_t)(tile + u) * slots * 16;
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < TT; u++) val[r][u] = _mm512_setzero_ps();
+    for (int g = 0, slot = 0; g < groups; g++) {
+        int start = g * gs, end = start + gs < cols ? start + gs : cols;
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < TT; u++) acc[r][u] = _mm512_setzero_si512();
+        for (int k = start; k < end; k += 4, slot++) {
+            __m512i xv[2];
+            for (int u = 0; u < TT; u++) xv[u] = _mm512_loadu_si512(xp[u] + (size_t)slot * 16);
+            for (int r = 0; r < R; r++) {
+                int32_t quad = 0; /* 4 weights, 0s past the group's end */
+                if (k + 4 <= end) memcpy(&quad, wrow[r] + k, 4);
+                else memcpy(&quad, wrow[r] + k, (size_t)(end - k));
+                __m512i wv = _mm512_set1_epi32(quad);
+                for (int u = 0; u < TT; u++) acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], xv[u], wv);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            int32_t offset = 0; /* 128 sum(w) over the group */
+            for (int k = start; k < end; k += 64) {
+                __m512i wv = ts_load_i8(wrow[r] + k, end - k < 64 ? end - k : 64);
+                offset += ts_vi_sum(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), wv));
+            }
+            __m512 w_scale = _mm512_set1_ps(w->scale[(size_t)(i0 + r) * groups + g]);
+            for (int u = 0; u < TT; u++) {
+                __m512 isum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][u], _mm512_set1_epi32(offset * 128)));
+                __m512 x_scale = _mm512_loadu_ps(packed_scale + ((size_t)(tile + u) * groups + g) * 16);
+                val[r][u] = _mm512_add_ps(val[r][u], _mm512_mul_ps(_mm512_mul_ps(isum, w_scale), x_scale)); /* ts_q8_step */
+            }
+        }
+    }
+    for (int u = 0; u < TT; u++) {
+        float result[TS_TOKEN_TILE_ROWS][16];
+        for (int r = 0; r < R; r++) _mm512_storeu_ps(result[r], val[r][u]);
+        for (int l = 0; l < 16 && 16 * u + l < nt; l++)
+            for (int r = 0; r < R; r++) out[(size_t)(16 * (tile + u) + l) * rows + i0 + r] = result[r][l];
+    }
+}
+#endif
+
 /* The products of one call (see ts_matmuls), in tiles: the tiles of 4 rows of all the
- * matrices are shared out to the threads in one parallel loop. */
-static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, int n) {
-    /* Tiles of 4 rows; Q8_0 with fewer than 4 tokens (decoding): of TS_LANES rows */
-    int first[TS_MAX_PRODUCTS + 1] = {0}, height = n < 4 && p[0].w->type == TS_Q8_0 ? TS_LANES : 4;
+ * matrices are shared out to the threads in one parallel loop. `packed` has room for
+ * ts_q8_packed_bytes(n, cols, group size) (or is NULL: then no prompt path of its own). */
+static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, void *packed,
+                           int n) {
+    /* Tiles of 4 rows; Q8_0 tiles of R rows x T tokens (see ts_tile_q8), or for prompts on
+     * AVX-512 of 4 rows x 32 tokens (ts_tile_q8_tokens) */
+    int q8 = p[0].w->type == TS_Q8_0, T = q8 && n >= TS_LANES / 4 ? TS_LANES / 4 : 1, R = q8 ? TS_LANES / T : 4;
+#if defined(TS_AVX512)
+    int tokens_in_lanes = 0;
+    const ts_matrix *w0 = p[0].w;
+    float *packed_scale = NULL;
+    if (q8 && packed && n >= TS_PACK_MIN_TOKENS) {
+        tokens_in_lanes = 1, R = TS_TOKEN_TILE_ROWS;
+        packed_scale = (float *)((uint32_t *)packed + (size_t)(n + 15) / 16 * 16 * ts_q8_slots(w0->cols, w0->group_size));
+        ts_pack_q8((uint32_t *)packed, packed_scale, xq, xs, n, w0->cols, w0->group_size);
+    }
+#else
+    (void)packed;
+#endif
+    int first[TS_MAX_PRODUCTS + 1] = {0}, height = R;
     double work = 0;
     for (int k = 0; k < count; k++) {
         first[k + 1] = first[k] + (p[k].w->rows + height - 1) / height;
@@ -2191,27 +2264,47 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
         const ts_matrix *w = p[k].w;
         float *out = p[k].out;
         int i0 = height * (tile - first[k]), rows = w->rows;
-        if (height == TS_LANES && i0 + TS_LANES <= rows) {
-            for (int t = 0; t < n; t++) ts_rows_q8(out, w, xq, xs, i0, t);
-        } else if (height == TS_LANES) { /* the last rows of a Q8_0 matrix: 4 at a time, then 1 */
-            int i = i0;
-            for (; i + 4 <= rows; i += 4)
-                for (int t = 0; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 4, 1);
-            for (; i < rows; i++)
-                for (int t = 0; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 1, 1);
+#if defined(TS_AVX512)
+        if (tokens_in_lanes) {
+            int tiles = (n + 15) / 16;
+            for (int tile = 0; tile < tiles; tile += 2) {
+                int TT = tiles - tile < 2 ? 1 : 2, nt = n - 16 * tile;
+                if (i0 + TS_TOKEN_TILE_ROWS <= rows) {
+                    if (TT == 2) ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tile, 2, nt);
+                    else ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tile, 1, nt);
+                } else
+                    for (int i = i0; i < rows; i++) ts_tile_q8_tokens(out, w, packed, packed_scale, i, 1, tile, TT, nt);
+            }
+            continue;
+        }
+#endif
+        if (q8) {
+            int nr = rows - i0 < R ? rows - i0 : R;
+            for (int t = 0; t < n; t += T) ts_tile_q8(out, w, xq, xs, i0, t, R, T, nr, n - t < T ? n - t : T);
         } else if (i0 + 4 <= rows) {
             int t = 0;
-            for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i0, t, 4, 4);
-            for (; t < n; t++) ts_tile(out, x, xq, xs, w, i0, t, 4, 1);
+            for (; t + 4 <= n; t += 4) ts_tile_float(out, w, x, i0, t, 4, 4);
+            for (; t < n; t++) ts_tile_float(out, w, x, i0, t, 4, 1);
         } else /* the last rows, one at a time */
             for (int i = i0; i < rows; i++) {
                 int t = 0;
-                for (; t + 4 <= n; t += 4) ts_tile(out, x, xq, xs, w, i, t, 1, 4);
-                for (; t < n; t++) ts_tile(out, x, xq, xs, w, i, t, 1, 1);
+                for (; t + 4 <= n; t += 4) ts_tile_float(out, w, x, i, t, 1, 4);
+                for (; t < n; t++) ts_tile_float(out, w, x, i, t, 1, 1);
             }
     }
 }
 #endif
+
+/* Bytes of ts_pack_q8's layout for n tokens of cols values (0 where it is not used). */
+static size_t ts_q8_packed_bytes(size_t n, size_t cols, size_t gs) {
+#if defined(TS_AVX512)
+    size_t tiles = (n + 15) / 16, groups = (cols + gs - 1) / gs;
+    return tiles * 16 * 4 * (cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4 + groups);
+#else
+    (void)n, (void)cols, (void)gs;
+    return 0;
+#endif
+}
 
 /* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
  * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
@@ -2220,7 +2313,7 @@ static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts
     const ts_matrix *w = p[0].w;
     if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
 #if defined(TS_AVX512) || defined(TS_AVX2)
-    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, n);
+    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, s->xq_packed, n);
 #else
     for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
 #endif
@@ -2702,6 +2795,7 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         {(void **)&s->logits, B, V, 4},
         {(void **)&s->xq, B, widest, 1},
         {(void **)&s->xq_scale, B, widest / gs + 1, 4},
+        {(void **)&s->xq_packed, 1, ts_q8_packed_bytes(B, widest, gs), 1},
         {(void **)&s->rope_cos, P, rope_w, 4},
         {(void **)&s->rope_sin, P, rope_w, 4},
         {(void **)&s->k, B, kv_dim, 4},

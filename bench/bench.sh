@@ -4,12 +4,16 @@
 #
 #   make bench                      (or: CC=cc CFLAGS="-O3 -march=native -fopenmp" bench/bench.sh)
 #   RUNS=3 THREADS="1 2" bench/bench.sh
-#   BASELINE_CFLAGS="-Ofast -march=native -fopenmp" bench/bench.sh    (baseline built as llama2.c's runomp)
+#   LLAMA2C_CFLAGS="-Ofast -march=native -fopenmp" bench/bench.sh    (the second baseline's flags)
 #
 # Random-weight models at the published TinyStories shapes are written by bench/gen into
 # bench/out/models (once; about 2 GB). Two binaries are built from run.c with the same
 # compiler and flags: the fast one (./run), and the baseline with -DTS_PLAIN_KERNELS
 # -DTS_BATCH=1: plain matrix-vector loops, prompts one token at a time, as llama2.c does.
+# A third binary is the same plain loops built with llama2.c's runomp flags (-Ofast: the
+# compiler may then reorder float sums into SIMD lanes), the bar the speed targets name.
+# Each decode row also gives the memory roofline: the file's bytes are read once per token,
+# so tokens/s can not exceed (read bandwidth for a buffer of the file's size) / (file bytes).
 # Each measurement is the median of several runs. Results: stdout and bench/out/bench.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +21,7 @@ cd "$(dirname "$0")/.."
 CC=${CC:-cc}
 CFLAGS=${CFLAGS:--O3 -march=native -ffp-contract=off -fopenmp}
 BASELINE_CFLAGS=${BASELINE_CFLAGS:-$CFLAGS}
+LLAMA2C_CFLAGS=${LLAMA2C_CFLAGS:--Ofast -march=native -fopenmp}
 SHARED=${SHARED:-../shared}
 RUNS=${RUNS:-5}
 THREADS=${THREADS:-1 2}
@@ -25,10 +30,11 @@ MODELS=$OUT/models
 mkdir -p "$MODELS"
 start_time=$(date +%s)
 
-echo "building: $CC $CFLAGS (fast), $CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1 (baseline)"
+echo "building: $CC $CFLAGS (fast), $CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1 (baseline), $LLAMA2C_CFLAGS (llama2.c flags)"
 $CC -O2 -Wall -Wextra -o bench/gen bench/gen.c -lm
 $CC $CFLAGS -Wall -Wextra -o "$OUT/run-fast" run.c -lm
 $CC $BASELINE_CFLAGS -Wall -Wextra -DTS_PLAIN_KERNELS -DTS_BATCH=1 -o "$OUT/run-baseline" run.c -lm
+$CC $LLAMA2C_CFLAGS -Wall -Wextra -DTS_PLAIN_KERNELS -DTS_BATCH=1 -o "$OUT/run-llama2c" run.c -lm
 $CC $CFLAGS -Wall -Wextra -o "$OUT/bandwidth" bench/bandwidth.c
 
 # name | gen arguments | fast: steps, runs | baseline: steps, runs. The baseline decodes
@@ -74,7 +80,7 @@ prefill() {
 }
 
 decode_rows=() prefill_rows=()
-declare -A fast_rate base_rate
+declare -A fast_rate base_rate l2c_rate
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 BUDGET=${BUDGET:-420} # seconds for the model runs; past it (a busy machine): one short run each
 hurried=""
@@ -87,7 +93,7 @@ for spec in "${MODEL_LIST[@]}"; do
       runs=1 base_runs=1 steps=$((steps < 64 ? steps : 64)) base_steps=$((base_steps < 16 ? base_steps : 16))
       hurried="$hurried $name/$th"
     fi
-    fast=() base=() rss=0 pf=() pb=()
+    fast=() base=() l2c=() rss=0 pf=() pb=()
     for ((r = 0; r < runs; r++)); do
       read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
       fast+=("$rate")
@@ -97,14 +103,21 @@ for spec in "${MODEL_LIST[@]}"; do
     for ((r = 0; r < base_runs; r++)); do
       read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$base_steps" "$th")
       base+=("$rate")
+      read -r rate _ < <(decode "$OUT/run-llama2c" "$model" "$((2 * base_steps))" "$th")
+      l2c+=("$rate")
     done
+    # roofline: the best read rate of a buffer the file's size, on as many threads
+    bw=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" $(((size + 1048575) / 1048576)) 5)
+    roof=$(awk -v bw="$bw" -v b="$size" 'BEGIN {printf "%.1f", bw * 1e9 / b}')
     # the baseline's prompt rate, measured where it is quick (it equals its decode rate)
     if [ "$name" = 15M-q8_0 ] || [ "$name" = neo-1M-f32 ]; then pb+=("$(prefill "$OUT/run-baseline" "$model" "$th")"); fi
     f=$(printf '%s\n' "${fast[@]}" | median)
     b=$(printf '%s\n' "${base[@]}" | median)
+    o=$(printf '%s\n' "${l2c[@]}" | median)
     fast_rate[$name/$th]=$f
     base_rate[$name/$th]=$b
-    row="| $name | $th | $f | $b | $(ratio "$f" "$b")x | $(mib "$size") | $(mib $((rss * 1024))) |"
+    l2c_rate[$name/$th]=$o
+    row="| $name | $th | $f | $b | $(ratio "$f" "$b")x | $o | $(ratio "$f" "$o")x | $roof | $(awk -v m="$f" -v r="$roof" 'BEGIN {printf "%.0f%%", 100 * m / r}') | $(mib "$size") | $(mib $((rss * 1024))) |"
     decode_rows+=("$row")
     echo "decode  $row"
     pfm=$(printf '%s\n' "${pf[@]}" | median)
@@ -175,23 +188,27 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $($CC --version | head -1)."
   echo "Command: \`make bench\` (fast: \`$CC $CFLAGS\`; baseline: \`$CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1\`: run.c's"
-  echo "plain loops, one token at a time, i.e. llama2.c's algorithm). Random weights at the TinyStories shapes"
+  echo "plain loops, one token at a time, i.e. llama2.c's algorithm; llama2.c flags: the same plain loops built"
+  echo "with \`$LLAMA2C_CFLAGS\`, as llama2.c's runomp is). Random weights at the TinyStories shapes"
   echo "(vocab 32000; GPT-Neo: vocab 50257, local attention window 256 on odd layers), greedy decoding."
   echo
   echo "## Decode (tokens/s of generated tokens, median of runs)"
   echo
-  echo "| model | threads | fast | baseline | speedup | file MiB | peak RSS MiB |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| model | threads | fast | baseline | speedup | llama2.c flags | speedup | roofline | of roofline | file MiB | peak RSS MiB |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${decode_rows[@]}"
   echo
   echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
   echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
-  echo "fewer steps favour it (less attention work). Peak RSS includes the mapped model file."
+  echo "fewer steps favour it (less attention work); the llama2.c-flags build twice those steps."
+  echo "Roofline: tokens/s if each token read the file's bytes at the best rate \`bench/bandwidth\` reads a"
+  echo "buffer of the file's size on as many threads (a file that fits the caches has a high roofline)."
+  echo "Peak RSS includes the mapped model file."
   [ -n "$hurried" ] && echo "Over the time budget ($BUDGET s): one run of at most 64 (baseline 16) steps for:$hurried (model/threads)."
   echo "Threads: OMP_NUM_THREADS with OMP_DYNAMIC=false, so 2 means 2 (./run alone lets OpenMP use"
   echo "fewer threads than asked when the machine is busy)."
   for th in $THREADS; do
-    echo "110M bf16 fast against 110M float32 baseline, $th thread(s): $(ratio "${fast_rate[110M-bf16/$th]}" "${base_rate[110M-f32/$th]}")x."
+    echo "110M bf16 fast against 110M float32 baseline, $th thread(s): $(ratio "${fast_rate[110M-bf16/$th]}" "${base_rate[110M-f32/$th]}")x; against the llama2.c-flags float32 build: $(ratio "${fast_rate[110M-bf16/$th]}" "${l2c_rate[110M-f32/$th]}")x."
   done
   echo
   echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"

@@ -92,12 +92,13 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     int8_t *xq = malloc((size_t)n * cols);
     float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)n * rows * 4);
     float *threads = malloc((size_t)n * rows * 4);
+    void *packed = malloc(ts_q8_packed_bytes((size_t)n, (size_t)cols, (size_t)(gs > 0 ? gs : 1)) + 1);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
     if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
     ts_matmul_plain(plain, x, xq, xs, &w, n);
     set_threads(1);
     ts_product product = {fast, &w};
-    ts_matmul_fast(&product, 1, x, xq, xs, n);
+    ts_matmul_fast(&product, 1, x, xq, xs, packed, n);
     int worst = -1;
     double worst_err = 0;
     for (int t = 0; t < n; t++)
@@ -120,20 +121,20 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     int same = 1;
     for (int t = 0; t < n; t++) {
         ts_product alone = {one, &w};
-        ts_matmul_fast(&alone, 1, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, 1);
+        ts_matmul_fast(&alone, 1, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, packed, 1);
         same &= memcmp(one, fast + (size_t)t * rows, (size_t)rows * 4) == 0;
     }
     CHECK(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", names[type], rows, cols, gs, n);
     for (int th = 2; th <= 3; th++) { /* nor on the number of threads, nor on the other products of the call */
         set_threads(th);
         ts_product product3[3] = {{plain, &w}, {threads, &w}, {one, &w}}; /* three at once: the middle one */
-        ts_matmul_fast(product3, 3, x, xq, xs, n);
+        ts_matmul_fast(product3, 3, x, xq, xs, packed, n);
         CHECK(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", names[type], rows,
               cols, n, th);
     }
     set_threads(1);
     free((void *)w.data), free((void *)w.scale);
-    free(x), free(xs), free(xq), free(plain), free(fast), free(one), free(threads);
+    free(x), free(xs), free(xq), free(plain), free(fast), free(one), free(threads), free(packed);
 }
 
 /* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups,
@@ -314,7 +315,7 @@ int main(void) {
     /* rows, cols, Q8_0 group size: vector tails, ragged groups, groups over a vector */
     int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {9, 172, 4}, {13, 288, 64}, {8, 64, 32}, {70, 768, 64},
                        {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}};
-    int ns[] = {1, 2, 4, 5, 9, 32};
+    int ns[] = {1, 2, 4, 5, 9, 20, 32, 40};
     test_quantize();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
