@@ -2359,16 +2359,95 @@ static void ts_norm(const ts_config *c, float *o, const float *x, const float *w
     }
 }
 
-/* Softmax in place, as llama2.c: subtract the max, exponentiate, normalise. */
+/* x[i] = expf(x[i]) for i < n. The SIMD builds exponentiate a vector of values at once, and
+ * must give libm's bits: llama2.c calls expf, and a last bit changed here can change which
+ * token a story samples. glibc's expf (Arm's algorithm, also musl's) is, on machines with
+ * FMA: x N / ln 2 = k + r (N = 32, k rounded to nearest by adding 1.5 2^52), 2^(k/N) from a
+ * table of 2^(i/N) with the exponent of k / N added to its bits, 2^(r/N) by a cubic, in
+ * double precision, rounded once to float. ts_exp_lanes runs those steps in SIMD lanes, with
+ * the same fused multiply-adds; |x| >= 88 (overflow, underflow, inf, NaN) and the tail go to
+ * libm's expf. test_speed compares the two over every float in (-88, 88). */
+#if defined(TS_AVX512) || defined(TS_AVX2)
+static const uint64_t ts_exp2_table[32] = { /* bits of 2^(i/32), minus i << 47 */
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
+    0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1, 0x3fef06fe0a31b715, 0x3feef1a7373aa9cb,
+    0x3feedea64c123422, 0x3feece086061892d, 0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429,
+    0x3feea47eb03a5585, 0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
+    0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
+    0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
+};
+#define TS_EXP_INV_LN2_N (0x1.71547652b82fep+0 * 32) /* N / ln 2 */
+#define TS_EXP_SHIFT 0x1.8p+52                        /* adding it rounds to an integer */
+#define TS_EXP_C0 (0x1.c6af84b912394p-5 / 32 / 32 / 32) /* 2^(r/N) ~ C0 r^3 + C1 r^2 + C2 r + 1 */
+#define TS_EXP_C1 (0x1.ebfce50fac4f3p-3 / 32 / 32)
+#define TS_EXP_C2 (0x1.62e42ff0c52d6p-1 / 32)
+#endif
+#if defined(TS_AVX512)
+#define TS_EXP_LANES 16
+TS_INLINE __m512d ts_exp_pd(__m512d x) { /* 8 doubles, the steps above */
+    __m512d kd = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_INV_LN2_N), x, _mm512_set1_pd(TS_EXP_SHIFT));
+    __m512i ki = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, _mm512_set1_pd(TS_EXP_SHIFT));
+    __m512d r = _mm512_fmsub_pd(_mm512_set1_pd(TS_EXP_INV_LN2_N), x, kd);
+    __m512i t = _mm512_i64gather_epi64(_mm512_and_si512(ki, _mm512_set1_epi64(31)), (const void *)ts_exp2_table, 8);
+    t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
+    __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C0), r, _mm512_set1_pd(TS_EXP_C1));
+    __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C2), r, _mm512_set1_pd(1.0));
+    y = _mm512_fmadd_pd(z, _mm512_mul_pd(r, r), y);
+    return _mm512_mul_pd(y, _mm512_castsi512_pd(t));
+}
+TS_INLINE int ts_exp_lanes(float *p) { /* 16 values; 0 if one of them needs libm */
+    __m512 x = _mm512_loadu_ps(p);
+    if (_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(88.0f), _CMP_NLT_UQ)) return 0;
+    __m256 low = _mm512_cvtpd_ps(ts_exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x))));
+    __m256 high = _mm512_cvtpd_ps(ts_exp_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1))));
+    _mm256_storeu_ps(p, low), _mm256_storeu_ps(p + 8, high);
+    return 1;
+}
+#elif defined(TS_AVX2)
+#define TS_EXP_LANES 8
+TS_INLINE __m256d ts_exp_pd(__m256d x) { /* 4 doubles, the steps above */
+    __m256d kd = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_INV_LN2_N), x, _mm256_set1_pd(TS_EXP_SHIFT));
+    __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, _mm256_set1_pd(TS_EXP_SHIFT));
+    __m256d r = _mm256_fmsub_pd(_mm256_set1_pd(TS_EXP_INV_LN2_N), x, kd);
+    __m256i t = _mm256_i64gather_epi64((const long long *)ts_exp2_table, _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8);
+    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
+    __m256d z = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_C0), r, _mm256_set1_pd(TS_EXP_C1));
+    __m256d y = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_C2), r, _mm256_set1_pd(1.0));
+    y = _mm256_fmadd_pd(z, _mm256_mul_pd(r, r), y);
+    return _mm256_mul_pd(y, _mm256_castsi256_pd(t));
+}
+TS_INLINE int ts_exp_lanes(float *p) { /* 8 values; 0 if one of them needs libm */
+    __m256 x = _mm256_loadu_ps(p), big = _mm256_set1_ps(88.0f);
+    __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(magnitude, big, _CMP_NLT_UQ))) return 0;
+    __m128 low = _mm256_cvtpd_ps(ts_exp_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x))));
+    __m128 high = _mm256_cvtpd_ps(ts_exp_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))));
+    _mm_storeu_ps(p, low), _mm_storeu_ps(p + 4, high);
+    return 1;
+}
+#endif
+static void ts_exp(float *x, size_t n) {
+    size_t i = 0;
+#if defined(TS_EXP_LANES)
+    for (; i + TS_EXP_LANES <= n; i += TS_EXP_LANES)
+        if (!ts_exp_lanes(x + i))
+            for (size_t k = i; k < i + TS_EXP_LANES; k++) x[k] = expf(x[k]);
+#endif
+    for (; i < n; i++) x[i] = expf(x[i]);
+}
+
+/* Softmax in place, as llama2.c: subtract the max, exponentiate, normalise (summed in order). */
 static void ts_softmax(float *x, int size) {
     float max_val = x[0];
     for (int i = 1; i < size; i++)
         if (x[i] > max_val) max_val = x[i];
+    for (int i = 0; i < size; i++) x[i] -= max_val;
+    ts_exp(x, (size_t)size);
     float sum = 0.0f;
-    for (int i = 0; i < size; i++) {
-        x[i] = expf(x[i] - max_val);
-        sum += x[i];
-    }
+    for (int i = 0; i < size; i++) sum += x[i];
     for (int i = 0; i < size; i++) x[i] /= sum;
 }
 
@@ -2430,7 +2509,17 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
 static float ts_gelu(float x) { /* GELU, tanh approximation ("gelu_new") */
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
-static float ts_silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
+/* SwiGLU's gate: hb = silu(hb) * hb2 with silu(x) = x * (1 / (1 + exp(-x))), as llama2.c,
+ * the exponentials a chunk at a time. hb, hb2 (count). */
+static void ts_swiglu(float *hb, const float *hb2, size_t count) {
+    float e[256];
+    for (size_t at = 0; at < count; at += 256) {
+        size_t len = count - at < 256 ? count - at : 256;
+        for (size_t i = 0; i < len; i++) e[i] = -hb[at + i];
+        ts_exp(e, len);
+        for (size_t i = 0; i < len; i++) hb[at + i] = hb[at + i] * (1.0f / (1.0f + e[i])) * hb2[at + i];
+    }
+}
 
 /* Runs n (<= batch) tokens at positions pos..pos+n-1. Logits of every token go to
  * s->logits (n, vocab) if all_logits, else only the last token's to s->logits. */
@@ -2476,7 +2565,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
         ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
         ts_add_bias(s->hb, ly->b1, n, hid);
         if (c->act_kind == TS_ACT_SWIGLU) {
-            for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_silu(s->hb[i]) * s->hb2[i];
+            ts_swiglu(s->hb, s->hb2, (size_t)n * hid);
         } else {
             for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_gelu(s->hb[i]);
         }

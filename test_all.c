@@ -597,18 +597,27 @@ static void test_norms_softmax_activations(void) {
 
     /* GELU (tanh form) and SiLU against their formulas */
     double gerr = 0, serr = 0;
+    float gate[48], up[48]; /* SwiGLU: silu(gate) * up, with up = 1 or 2 */
+    int n_gate = 0;
     for (double v = -8.0; v <= 8.0; v += 0.37) {
         double g = 0.5 * v * (1 + tanh(sqrt(2 / TEST_PI) * (v + 0.044715 * v * v * v)));
         gerr = fmax(gerr, fabs(ts_gelu((float)v) - g) / (1 + fabs(g)));
-        serr = fmax(serr, fabs(ts_silu((float)v) - v / (1 + exp(-v))) / (1 + fabs(v)));
+        gate[n_gate] = (float)v, up[n_gate++] = 1.0f;
+    }
+    gate[n_gate] = -100.0f, up[n_gate++] = 1.0f; /* no NaN from exp overflow */
+    gate[n_gate] = 100.0f, up[n_gate++] = 2.0f;
+    ts_swiglu(gate, up, (size_t)n_gate);
+    for (int i = 0; i < n_gate - 2; i++) {
+        double v = -8.0 + 0.37 * i;
+        serr = fmax(serr, fabs(gate[i] - v / (1 + exp(-v))) / (1 + fabs(v)));
     }
     CHECK_LE(gerr, 1e-6);
     CHECK_LE(serr, 1e-6);
     CHECK_NEAR(ts_gelu(0.0f), 0.0, 0.0);
     CHECK_NEAR(ts_gelu(20.0f), 20.0, 1e-5);
     CHECK_NEAR(ts_gelu(-20.0f), 0.0, 1e-5);
-    CHECK_NEAR(ts_silu(-100.0f), 0.0, 1e-6); /* no NaN from exp overflow */
-    CHECK_NEAR(ts_silu(100.0f), 100.0, 1e-4);
+    CHECK_NEAR(gate[n_gate - 2], 0.0, 1e-6);
+    CHECK_NEAR(gate[n_gate - 1], 200.0, 2e-4);
     free(x), free(w), free(b);
 }
 

@@ -139,6 +139,40 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
 
 /* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups,
  * and the clamped one for broken activations (NaN, denormal or infinite group scales). */
+/* ts_exp (softmax, SwiGLU) gives libm's expf bits: every 13th float of 32 bits, which covers
+ * every exponent and table slot, and the special values (libm's path). */
+static void test_exp(void) {
+    enum { CHUNK = 4096 };
+    static float got[CHUNK], in[CHUNK];
+    long long checked = 0, wrong = 0;
+    uint32_t first_wrong = 0;
+    int fill = 0;
+    static const float special[] = {0.0f, -0.0f, 88.0f, -88.0f, 87.99999f, -87.99999f, 88.72283f, 88.7229f, -103.97f,
+                                    -104.0f, 1e-45f, -1e-45f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 0.5f};
+    for (uint64_t u = 0; u <= 0xffffffffull + sizeof special / sizeof special[0]; u += u <= 0xffffffffull ? 13 : 1) {
+        float v;
+        if (u <= 0xffffffffull) {
+            uint32_t bits = (uint32_t)u;
+            memcpy(&v, &bits, 4);
+        } else v = special[u - 0xffffffffull - 1];
+        in[fill++] = v;
+        if (fill < CHUNK && u + 13 <= 0xffffffffull + sizeof special / sizeof special[0]) continue;
+        memcpy(got, in, (size_t)fill * 4);
+        ts_exp(got, (size_t)fill);
+        for (int i = 0; i < fill; i++) {
+            float want = expf(in[i]);
+            checked++;
+            if (memcmp(&want, &got[i], 4) != 0 && !(want != want && got[i] != got[i]) && wrong++ == 0) memcpy(&first_wrong, &in[i], 4);
+        }
+        fill = 0;
+    }
+    float at;
+    memcpy(&at, &first_wrong, 4);
+    CHECK(wrong == 0, "ts_exp differs from libm's expf at %lld of %lld floats, first at %a: this libm's expf is not "
+          "glibc's algorithm, and SIMD and plain builds would sample differently", wrong, checked, at);
+    if (wrong == 0) printf("ok   ts_exp == expf at %lld floats\n", checked);
+}
+
 static void test_quantize(void) {
     enum { n = 3, cols = 200, gs = 64, groups = 4 };
     static float x[n * cols], s[n * groups], ref_s[n * groups];
@@ -317,6 +351,7 @@ int main(void) {
                        {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}};
     int ns[] = {1, 2, 4, 5, 9, 20, 32, 40};
     test_quantize();
+    test_exp();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
