@@ -2439,11 +2439,24 @@ static void ts_exp(float *x, size_t n) {
     for (; i < n; i++) x[i] = expf(x[i]);
 }
 
+/* The largest of x[0..n) (n >= 1), as the loop `if (x[i] > m) m = x[i]` finds it, but in 16
+ * independent lanes that compilers vectorise: the largest value does not depend on the
+ * order it is looked for in (a NaN in x[0] is the loop's only order-dependent case: then
+ * every x[i] - max is NaN either way). */
+static float ts_max(const float *x, int n) {
+    float lane[16], max_val = x[0];
+    int i = 0;
+    for (int l = 0; l < 16; l++) lane[l] = x[0];
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+    for (; i < n; i++) max_val = x[i] > max_val ? x[i] : max_val;
+    for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
+    return max_val;
+}
+
 /* Softmax in place, as llama2.c: subtract the max, exponentiate, normalise (summed in order). */
 static void ts_softmax(float *x, int size) {
-    float max_val = x[0];
-    for (int i = 1; i < size; i++)
-        if (x[i] > max_val) max_val = x[i];
+    float max_val = ts_max(x, size);
     for (int i = 0; i < size; i++) x[i] -= max_val;
     ts_exp(x, (size_t)size);
     float sum = 0.0f;
@@ -2465,6 +2478,23 @@ static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
         }
 }
 
+/* o[i] += a * v[i] for i < len, the value sum's step. The head sizes of the TinyStories
+ * models get loops of a known length, which compilers turn into a few vector instructions:
+ * a loop whose length is known only at run time costs more to set up than its work when
+ * heads are small (4 or 8 values in GPT-Neo-1M and stories260K). */
+TS_INLINE void ts_axpy(float *restrict o, float a, const float *restrict v, int len) {
+#define TS_AXPY_CASE(L) \
+    case L: \
+        for (int i = 0; i < L; i++) o[i] += a * v[i]; \
+        break;
+    switch (len) {
+        TS_AXPY_CASE(4) TS_AXPY_CASE(8) TS_AXPY_CASE(16) TS_AXPY_CASE(32) TS_AXPY_CASE(48) TS_AXPY_CASE(64)
+    default:
+        for (int i = 0; i < len; i++) o[i] += a * v[i];
+    }
+#undef TS_AXPY_CASE
+}
+
 /* Attention of the block's n tokens (positions pos .. pos+n-1) for all heads: q (n, q_dim)
  * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
  * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
@@ -2473,13 +2503,16 @@ static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
 static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
     const ts_config *c = &s->model->config;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
-    int window = s->model->layers[layer].window, P = s->max_positions;
+    int H = c->n_heads, window = s->model->layers[layer].window, P = s->max_positions;
     float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
     const float *keys = s->key_cache + (size_t)layer * kv_dim * P;     /* (kv_dim, P) */
     const float *values = s->value_cache + (size_t)layer * P * kv_dim; /* (P, kv_dim) */
-    TS_PARALLEL_FOR_IF((double)n * c->n_heads * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK)
-    for (int unit = 0; unit < n * c->n_heads; unit++) {
-        int t = unit / c->n_heads, h = unit % c->n_heads, p = pos + t;
+    int threads = (double)n * H * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK;
+    (void)threads; /* read only by the OpenMP clauses */
+    /* the weights: scores q.k over the window, scaled, softmaxed; s->att (n, H, P) */
+    TS_PARALLEL_FOR_IF(threads)
+    for (int unit = 0; unit < n * H; unit++) {
+        int t = unit / H, h = unit % H, p = pos + t;
         int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
         const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
         const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from position start */
@@ -2492,16 +2525,26 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
         }
         for (int k = 0; k < len; k++) ah[k] *= scale;
         ts_softmax(ah, len);
-        float *oh = out + (size_t)t * q_dim + (size_t)h * hd;
-        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-        for (int k = 0; k < len; k++) {
-            const float *v = values + (size_t)(start + k) * kv_dim + (size_t)(h / group) * hd;
-            float a = ah[k];
-            for (int i = 0; i < hd; i++) oh[i] += a * v[i];
-        }
         if (s->att_record && p < s->rec_len) { /* keep the pattern for --viz */
-            float *rec = s->att_record + (((size_t)layer * c->n_heads + h) * s->rec_len + p) * s->rec_len;
+            float *rec = s->att_record + (((size_t)layer * H + h) * s->rec_len + p) * s->rec_len;
             for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? ah[k - start] : 0.0f;
+        }
+    }
+    /* the weighted sums of the values, out_h = sum_k a_h[k] v_h[k] in order of k, as llama2.c
+     * sums them. Each output is one chain of dependent additions; a head's few outputs alone
+     * would wait on that chain, so a quarter of the heads of a token (a unit of work) go
+     * through the positions together. */
+    int per_unit = (H + 3) / 4, units = (H + per_unit - 1) / per_unit;
+    TS_PARALLEL_FOR_IF(threads)
+    for (int unit = 0; unit < n * units; unit++) {
+        int t = unit / units, h0 = unit % units * per_unit, h1 = h0 + per_unit < H ? h0 + per_unit : H;
+        int p = pos + t, start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        float *ot = out + (size_t)t * q_dim;
+        const float *at = s->att + (size_t)t * H * P; /* (H, P) */
+        for (int j = h0 * hd; j < h1 * hd; j++) ot[j] = 0.0f;
+        for (int k = 0; k < len; k++) {
+            const float *vk = values + (size_t)(start + k) * kv_dim;
+            for (int h = h0; h < h1; h++) ts_axpy(ot + (size_t)h * hd, at[(size_t)h * P + k], vk + (size_t)(h / group) * hd, hd);
         }
     }
 }
@@ -2602,14 +2645,8 @@ static float ts_random_f32(unsigned long long *state) { return (float)(ts_random
  * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
  * steps: the largest value in 16 independent lanes, then where it first occurs. */
 static int ts_argmax(const float *p, int n) {
-    float lane[16], max_val = p[0];
-    int i = 0;
-    for (int l = 0; l < 16; l++) lane[l] = p[0];
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) lane[l] = p[i + l] > lane[l] ? p[i + l] : lane[l];
-    for (; i < n; i++) max_val = p[i] > max_val ? p[i] : max_val;
-    for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
-    for (i = 0; i < n; i++)
+    float max_val = ts_max(p, n);
+    for (int i = 0; i < n; i++)
         if (p[i] == max_val) return i;
     return 0; /* p[0] is NaN */
 }
