@@ -2129,7 +2129,8 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
         for (int lane = 0; lane < TS_LANES; lane++) acc[lane] = ts_vi_sub(acc[lane], corr[lane % T]);
         ts_vf isum = ts_vf_from_vi(ts_vi_sum_rows(acc));
         /* ts_q8_step: val + (float)ival * w_scale * x_scale */
-        val = ts_vf_add(val, ts_vf_mul(ts_vf_mul(isum, ts_gather_f32(w_scale + g, w_index)), ts_gather_f32(x_scale + g, x_index)));
+        ts_vf xs_g = T == 1 ? ts_vf_set1(x_scale[g]) : ts_gather_f32(x_scale + g, x_index); /* one token: one scale */
+        val = ts_vf_add(val, ts_vf_mul(ts_vf_mul(isum, ts_gather_f32(w_scale + g, w_index)), xs_g));
     }
     float result[TS_LANES];
     ts_store_f32(result, val);
@@ -2280,7 +2281,10 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
 #endif
         if (q8) {
             int nr = rows - i0 < R ? rows - i0 : R;
-            for (int t = 0; t < n; t += T) ts_tile_q8(out, w, xq, xs, i0, t, R, T, nr, n - t < T ? n - t : T);
+            for (int t = 0; t < n; t += T) { /* the tile's shape as constants: its loops unroll */
+                if (T == 1) ts_tile_q8(out, w, xq, xs, i0, t, TS_LANES, 1, nr, 1);
+                else ts_tile_q8(out, w, xq, xs, i0, t, 4, TS_LANES / 4, nr, n - t < T ? n - t : T);
+            }
         } else if (i0 + 4 <= rows) {
             int t = 0;
             for (; t + 4 <= n; t += 4) ts_tile_float(out, w, x, i0, t, 4, 4);

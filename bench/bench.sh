@@ -94,17 +94,23 @@ for spec in "${MODEL_LIST[@]}"; do
       hurried="$hurried $name/$th"
     fi
     fast=() base=() l2c=() rss=0 pf=() pb=()
-    for ((r = 0; r < runs; r++)); do
-      read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
-      fast+=("$rate")
-      [ "${kb:-0}" -gt "$rss" ] && rss=$kb
-      pf+=("$(prefill "$OUT/run-fast" "$model" "$th")")
-    done
-    for ((r = 0; r < base_runs; r++)); do
-      read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$base_steps" "$th")
-      base+=("$rate")
-      read -r rate _ < <(decode "$OUT/run-llama2c" "$model" "$((2 * base_steps))" "$th")
-      l2c+=("$rate")
+    # rounds: the fast run, then the baselines right after it, so that each speedup compares
+    # runs that saw the same machine (a shared machine's speed drifts); speedups are the
+    # medians of these back-to-back ratios
+    ratio_base=() ratio_l2c=()
+    for ((r = 0; r < runs || r < base_runs; r++)); do
+      if [ "$r" -lt "$runs" ]; then
+        read -r rate kb < <(decode "$OUT/run-fast" "$model" "$steps" "$th")
+        fast+=("$rate") last_fast=$rate
+        [ "${kb:-0}" -gt "$rss" ] && rss=$kb
+        pf+=("$(prefill "$OUT/run-fast" "$model" "$th")")
+      fi
+      if [ "$r" -lt "$base_runs" ]; then
+        read -r rate _ < <(decode "$OUT/run-baseline" "$model" "$base_steps" "$th")
+        base+=("$rate") ratio_base+=("$(ratio "$last_fast" "$rate")")
+        read -r rate _ < <(decode "$OUT/run-llama2c" "$model" "$((2 * base_steps))" "$th")
+        l2c+=("$rate") ratio_l2c+=("$(ratio "$last_fast" "$rate")")
+      fi
     done
     # roofline: the best read rate of a buffer the file's size, on as many threads
     bw=$(OMP_NUM_THREADS=$th "$OUT/bandwidth" $(((size + 1048575) / 1048576)) 5)
@@ -117,12 +123,13 @@ for spec in "${MODEL_LIST[@]}"; do
     fast_rate[$name/$th]=$f
     base_rate[$name/$th]=$b
     l2c_rate[$name/$th]=$o
-    row="| $name | $th | $f | $b | $(ratio "$f" "$b")x | $o | $(ratio "$f" "$o")x | $roof | $(awk -v m="$f" -v r="$roof" 'BEGIN {printf "%.0f%%", 100 * m / r}') | $(mib "$size") | $(mib $((rss * 1024))) |"
+    rb=$(printf '%s\n' "${ratio_base[@]}" | median) ro=$(printf '%s\n' "${ratio_l2c[@]}" | median)
+    row="| $name | $th | $f | $b | ${rb}x | $o | ${ro}x | $roof | $(awk -v m="$f" -v r="$roof" 'BEGIN {printf "%.0f%%", 100 * m / r}') | $(mib "$size") | $(mib $((rss * 1024))) |"
     decode_rows+=("$row")
     echo "decode  $row"
     pfm=$(printf '%s\n' "${pf[@]}" | median)
     if [ ${#pb[@]} -gt 0 ]; then pbm=$(printf '%s\n' "${pb[@]}" | median); else pbm="$b*"; fi
-    row="| $name | $th | $pfm | $pbm | $(ratio "$pfm" "${pbm%\*}")x |"
+    row="| $name | $th | $pfm | $pbm | $(ratio "$pfm" "${pbm%\*}")x | $o* | $(ratio "$pfm" "$o")x |"
     prefill_rows+=("$row")
     echo "prefill $row"
   done
@@ -201,6 +208,8 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "Fast: -n 256, median of $R runs (110M and 33M: -n 128, $R3 runs). Baseline: -n 48 (15M, 1M) or"
   echo "16-24 (larger), median of $R3 runs: its rate per token hardly depends on position, and"
   echo "fewer steps favour it (less attention work); the llama2.c-flags build twice those steps."
+  echo "Speedups: medians of the ratios of back-to-back runs (a fast run, then each baseline), so"
+  echo "that both sides of a ratio saw the same machine; rates: medians of all runs."
   echo "Roofline: tokens/s if each token read the file's bytes at the best rate \`bench/bandwidth\` reads a"
   echo "buffer of the file's size on as many threads (a file that fits the caches has a high roofline)."
   echo "Peak RSS includes the mapped model file."
@@ -213,11 +222,11 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo
   echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"
   echo
-  echo "| model | threads | fast (blocks of 32) | baseline (token by token) | speedup |"
-  echo "| --- | --- | --- | --- | --- |"
+  echo "| model | threads | fast (blocks of 32) | baseline (token by token) | speedup | llama2.c flags (token by token) | speedup |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${prefill_rows[@]}"
   echo
-  echo "\\* baseline prompt rate not measured on this model (time): its per-token decode rate, which is what it runs a prompt at."
+  echo "\\* prompt rate not measured (time): the build's per-token decode rate, which is what it runs a prompt at."
   echo
   echo "## Tokenizers: 1,000,000 bytes of TinyStories text (median of $RUNS, the whole command)"
   echo
