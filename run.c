@@ -2394,7 +2394,10 @@ TS_INLINE __m512d ts_exp_pd(__m512d x) { /* 8 doubles, the steps above */
     __m512i ki = _mm512_castpd_si512(kd);
     kd = _mm512_sub_pd(kd, _mm512_set1_pd(TS_EXP_SHIFT));
     __m512d r = _mm512_fmsub_pd(_mm512_set1_pd(TS_EXP_INV_LN2_N), x, kd);
-    __m512i t = _mm512_i64gather_epi64(_mm512_and_si512(ki, _mm512_set1_epi64(31)), (const void *)ts_exp2_table, 8);
+    /* table[ki % 32]: two 16-entry lookups across registers (vpermt2q), chosen by bit 4 */
+    __m512i t_low = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table), ki, _mm512_loadu_si512(ts_exp2_table + 8));
+    __m512i t_high = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table + 16), ki, _mm512_loadu_si512(ts_exp2_table + 24));
+    __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), t_low, t_high);
     t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
     __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C0), r, _mm512_set1_pd(TS_EXP_C1));
     __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C2), r, _mm512_set1_pd(1.0));
@@ -2443,30 +2446,58 @@ static void ts_exp(float *x, size_t n) {
     for (; i < n; i++) x[i] = expf(x[i]);
 }
 
-/* The largest of x[0..n) (n >= 1), as the loop `if (x[i] > m) m = x[i]` finds it, but in 16
- * independent lanes that compilers vectorise: the largest value does not depend on the
- * order it is looked for in (a NaN in x[0] is the loop's only order-dependent case: then
- * every x[i] - max is NaN either way). */
+/* The largest of x[0..n) (n >= 1), as the loop `if (x[i] > m) m = x[i]` from m = x[0]
+ * finds it. The largest value does not depend on the order it is looked for in, except
+ * when x[0] is NaN (the loop then never replaces it) and for the sign of a zero maximum
+ * (which no caller can tell: x - max and x == max come out the same), so 16 lanes look at
+ * once. vmaxps(a, b) is exactly a > b ? a : b. */
 static float ts_max(const float *x, int n) {
-    float lane[16], max_val = x[0];
+    float max_val = x[0];
     int i = 0;
+    if (x[0] != x[0]) return x[0];
+#if defined(TS_AVX512)
+    __m512 lanes = _mm512_set1_ps(x[0]);
+    for (; i + 16 <= n; i += 16) lanes = _mm512_max_ps(_mm512_loadu_ps(x + i), lanes);
+    max_val = _mm512_reduce_max_ps(lanes); /* lanes hold no NaN: any order */
+#elif defined(TS_AVX2)
+    __m256 lanes = _mm256_set1_ps(x[0]);
+    for (; i + 8 <= n; i += 8) lanes = _mm256_max_ps(_mm256_loadu_ps(x + i), lanes);
+    float lane[8];
+    _mm256_storeu_ps(lane, lanes);
+    for (int l = 0; l < 8; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
+#else
+    float lane[16];
     for (int l = 0; l < 16; l++) lane[l] = x[0];
     for (; i + 16 <= n; i += 16)
         for (int l = 0; l < 16; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-    for (; i < n; i++) max_val = x[i] > max_val ? x[i] : max_val;
     for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
+#endif
+    for (; i < n; i++) max_val = x[i] > max_val ? x[i] : max_val;
     return max_val;
 }
 
-/* Softmax in place, as llama2.c: subtract the max, exponentiate, normalise (summed in order). */
-static void ts_softmax(float *x, int size) {
-    float max_val = ts_max(x, size);
-    for (int i = 0; i < size; i++) x[i] -= max_val;
-    ts_exp(x, (size_t)size);
-    float sum = 0.0f;
-    for (int i = 0; i < size; i++) sum += x[i];
-    for (int i = 0; i < size; i++) x[i] /= sum;
+/* Softmax in place of `rows` rows of x, each `size` long and `stride` apart, as llama2.c:
+ * subtract the max, exponentiate, normalise by the sum. Each row's sum adds its values in
+ * order, one dependent addition after another; the sums of up to 8 rows advance together,
+ * independent chains that the processor overlaps. */
+static void ts_softmax_rows(float *x, int rows, size_t stride, int size) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * stride, max_val = ts_max(row, size);
+        for (int i = 0; i < size; i++) row[i] -= max_val;
+        ts_exp(row, (size_t)size);
+    }
+    for (int r0 = 0; r0 < rows; r0 += 8) {
+        int count = rows - r0 < 8 ? rows - r0 : 8;
+        float sum[8] = {0};
+        for (int i = 0; i < size; i++)
+            for (int r = 0; r < count; r++) sum[r] += x[(size_t)(r0 + r) * stride + i];
+        for (int r = 0; r < count; r++) {
+            float *row = x + (size_t)(r0 + r) * stride;
+            for (int i = 0; i < size; i++) row[i] /= sum[r];
+        }
+    }
 }
+static void ts_softmax(float *x, int size) { ts_softmax_rows(x, 1, 0, size); }
 
 /* Rotary positions (Su et al. 2021) in llama2.c's layout: each adjacent pair (2i, 2i+1)
  * of a head turns by angle pos * theta^(-2i/head_dim). vec (n_vec_heads * head_dim). */
@@ -2511,40 +2542,36 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
     float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
     const float *keys = s->key_cache + (size_t)layer * kv_dim * P;     /* (kv_dim, P) */
     const float *values = s->value_cache + (size_t)layer * P * kv_dim; /* (P, kv_dim) */
-    int threads = (double)n * H * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK;
-    (void)threads; /* read only by the OpenMP clauses */
-    /* the weights: scores q.k over the window, scaled, softmaxed; s->att (n, H, P) */
-    TS_PARALLEL_FOR_IF(threads)
-    for (int unit = 0; unit < n * H; unit++) {
-        int t = unit / H, h = unit % H, p = pos + t;
-        int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
-        const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
-        const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from position start */
-        float *ah = s->att + (size_t)unit * P;                           /* (len) scores, then weights */
-        for (int k = 0; k < len; k++) ah[k] = 0.0f;
-        for (int i = 0; i < hd; i++) {
-            float qi = qh[i];
-            const float *ki = kh + (size_t)i * P;
-            for (int k = 0; k < len; k++) ah[k] += qi * ki[k];
-        }
-        for (int k = 0; k < len; k++) ah[k] *= scale;
-        ts_softmax(ah, len);
-        if (s->att_record && p < s->rec_len) { /* keep the pattern for --viz */
-            float *rec = s->att_record + (((size_t)layer * H + h) * s->rec_len + p) * s->rec_len;
-            for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? ah[k - start] : 0.0f;
-        }
-    }
-    /* the weighted sums of the values, out_h = sum_k a_h[k] v_h[k] in order of k, as llama2.c
-     * sums them. Each output is one chain of dependent additions; a head's few outputs alone
-     * would wait on that chain, so a quarter of the heads of a token (a unit of work) go
-     * through the positions together. */
-    int per_unit = (H + 3) / 4, units = (H + per_unit - 1) / per_unit;
-    TS_PARALLEL_FOR_IF(threads)
+    /* A unit of work: a quarter of the heads of one token. The sums of the softmax and of the
+     * values are chains of dependent additions (in llama2.c's order); the heads of a unit go
+     * through the positions together, so that their chains overlap. */
+    int per_unit = H >= 4 ? H / 4 : 1, units = (H + per_unit - 1) / per_unit;
+    (void)hd; /* read only by the OpenMP clause */
+    TS_PARALLEL_FOR_IF((double)n * H * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK)
     for (int unit = 0; unit < n * units; unit++) {
-        int t = unit / units, h0 = unit % units * per_unit, h1 = h0 + per_unit < H ? h0 + per_unit : H;
-        int p = pos + t, start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        int t = unit / units, h0 = unit % units * per_unit, h1 = h0 + per_unit < H ? h0 + per_unit : H, p = pos + t;
+        int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        float *at = s->att + (size_t)t * H * P; /* (H, P): the scores, then the weights */
+        for (int h = h0; h < h1; h++) {         /* scores q.k / sqrt(head_dim) over the window */
+            const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
+            const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from position start */
+            float *ah = at + (size_t)h * P;
+            for (int k = 0; k < len; k++) ah[k] = 0.0f;
+            for (int i = 0; i < hd; i++) {
+                float qi = qh[i];
+                const float *ki = kh + (size_t)i * P;
+                for (int k = 0; k < len; k++) ah[k] += qi * ki[k];
+            }
+            for (int k = 0; k < len; k++) ah[k] *= scale;
+        }
+        ts_softmax_rows(at + (size_t)h0 * P, h1 - h0, (size_t)P, len);
+        if (s->att_record && p < s->rec_len) /* keep the pattern for --viz */
+            for (int h = h0; h < h1; h++) {
+                float *rec = s->att_record + (((size_t)layer * H + h) * s->rec_len + p) * s->rec_len;
+                for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= start && k <= p) ? at[(size_t)h * P + k - start] : 0.0f;
+            }
+        /* out_h = sum_k a_h[k] v_h[k], in order of k */
         float *ot = out + (size_t)t * q_dim;
-        const float *at = s->att + (size_t)t * H * P; /* (H, P) */
         for (int j = h0 * hd; j < h1 * hd; j++) ot[j] = 0.0f;
         for (int k = 0; k < len; k++) {
             const float *vk = values + (size_t)(start + k) * kv_dim;

@@ -173,6 +173,29 @@ static void test_exp(void) {
     if (wrong == 0) printf("ok   ts_exp == expf at %lld floats\n", checked);
 }
 
+/* ts_max and ts_argmax against their loops, with NaNs, infinities and zeros of both signs
+ * at random places: the same value (zeros of either sign being equal) and the same index. */
+static void test_max(void) {
+    static const float odd[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-45f, 3.0e38f};
+    float x[300];
+    int bad_max = 0, bad_arg = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        int n = 1 + trial % 300;
+        for (int i = 0; i < n; i++) x[i] = uniform() * 10.0f;
+        for (int k = 0; k < trial % 5; k++) x[(trial * 7 + k * 31) % n] = odd[(trial + k) % 7];
+        float want = x[0];
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (x[i] > want) want = x[i];
+            if (x[i] > x[best]) best = i;
+        }
+        float got = ts_max(x, n);
+        bad_max += !(got == want || (got != got && want != want));
+        bad_arg += ts_argmax(x, n) != best;
+    }
+    CHECK(bad_max == 0 && bad_arg == 0, "ts_max differs from its loop in %d of 3000 arrays, ts_argmax in %d", bad_max, bad_arg);
+}
+
 static void test_quantize(void) {
     enum { n = 3, cols = 200, gs = 64, groups = 4 };
     static float x[n * cols], s[n * groups], ref_s[n * groups];
@@ -352,6 +375,7 @@ int main(void) {
     int ns[] = {1, 2, 4, 5, 9, 20, 32, 40};
     test_quantize();
     test_exp();
+    test_max();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
