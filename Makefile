@@ -17,7 +17,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-api test-speed test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: all portable test test-c test-api test-speed test-builds test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -41,7 +41,7 @@ examples/%: examples/%.c run.c
 tests/test_api: tests/test_api.c run.c
 	$(CC) -O2 -g $(OPENMP) -pthread $(WARN) -o $@ tests/test_api.c -lm
 
-test: test-c test-api test-speed test-py test-harden test-replay test-runs test-asan test-valgrind
+test: test-c test-api test-speed test-builds test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -53,6 +53,27 @@ test-api: tests/test_api
 # the fast kernels against the plain loops, built as the fast binary is
 test_speed: tests/test_speed.c run.c
 	$(CC) $(CFLAGS) $(WARN) -o $@ tests/test_speed.c -lm
+
+# Exactness in the builds the rest of `make test` does not run (it runs -march=native with
+# $(CC), and the plain loops under the sanitizers): the AVX2 kernels, and clang's
+# -march=native build. Each must print the stories260K cases byte for byte and pass the
+# kernel checks (fast against plain, exp against libm).
+AVX2    := -O2 -mavx2 -mfma -ffp-contract=off $(OPENMP) $(WARN)
+CLANG_FAST := -O3 -march=native -ffp-contract=off $(WARN)
+test-builds:
+	@if grep -q avx2 /proc/cpuinfo 2>/dev/null; then \
+	  $(CC) $(AVX2) -o run-avx2 run.c -lm && $(CC) $(AVX2) -o test_all-avx2 test_all.c -lm && \
+	  $(CC) $(AVX2) -o test_speed-avx2 tests/test_speed.c -lm || exit 1; \
+	  echo "test-builds: AVX2 kernels ($(CC))"; \
+	  SHARED=$(SHARED) RUN_BINARY=./run-avx2 ./test_all-avx2 >test_all-avx2.log || { cat test_all-avx2.log; exit 1; }; \
+	  tail -1 test_all-avx2.log; SHARED=$(SHARED) ./test_speed-avx2 | grep -v '^ok' || exit 1; \
+	else echo "test-builds: AVX2 SKIPPED (this processor has no AVX2)"; fi
+	@if command -v clang >/dev/null; then \
+	  clang $(CLANG_FAST) -o run-clang run.c -lm && clang $(CLANG_FAST) -o test_all-clang test_all.c -lm || exit 1; \
+	  echo "test-builds: clang -march=native"; \
+	  SHARED=$(SHARED) RUN_BINARY=./run-clang ./test_all-clang >test_all-clang.log || { cat test_all-clang.log; exit 1; }; \
+	  tail -1 test_all-clang.log; \
+	else echo "test-builds: clang SKIPPED (not installed)"; fi
 
 test-speed: test_speed bench/gen
 	SHARED=$(SHARED) ./test_speed
@@ -179,5 +200,6 @@ test-valgrind: run-valgrind
 clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api examples/hello examples/story examples/heads
 
-	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan test_speed bench/gen
+	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan test_speed bench/gen \
+	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log
 	rm -rf fuzz/out

@@ -1939,14 +1939,6 @@ TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the
 }
 TS_INLINE ts_vi ts_vi_zero(void) { return _mm512_setzero_si512(); }
 TS_INLINE int32_t ts_vi_sum(ts_vi v) { return _mm512_reduce_add_epi32(v); }
-/* The lane sums of four vectors at once (a transposing add tree): out[k] = sum of v[k]. */
-TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) {
-    __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
-    __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
-    __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
-    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
-    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-}
 /* Lane r of the result: the sum of the lanes of v[r], r < 16 (a transposing add tree:
  * pairs of vectors, then quads, then 128-bit blocks). Integer sums: any order is exact. */
 TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) {
@@ -1961,7 +1953,6 @@ TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) {
                                    _mm512_shuffle_i32x4(quad[2 * k], quad[2 * k + 1], 0xee));
     return _mm512_add_epi32(_mm512_shuffle_i32x4(half[0], half[1], 0x88), _mm512_shuffle_i32x4(half[0], half[1], 0xdd));
 }
-TS_INLINE ts_vi ts_vi_set1(int32_t v) { return _mm512_set1_epi32(v); }
 TS_INLINE ts_vf ts_vf_from_vi(ts_vi v) { return _mm512_cvtepi32_ps(v); }
 TS_INLINE ts_vf ts_vf_set1(float v) { return _mm512_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
@@ -2020,17 +2011,12 @@ TS_INLINE int32_t ts_vi_sum(ts_vi v) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
-TS_INLINE void ts_vi_sum4(const ts_vi *v, int32_t *out) { /* out[k] = sum of the lanes of v[k] */
-    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-}
 TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) { /* lane r = sum of the lanes of v[r], r < 8 */
     __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
     /* per 128-bit half: [a b c d] and [e f g h] partials */
     return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
 }
-TS_INLINE ts_vi ts_vi_set1(int32_t v) { return _mm256_set1_epi32(v); }
 TS_INLINE ts_vf ts_vf_from_vi(ts_vi v) { return _mm256_cvtepi32_ps(v); }
 TS_INLINE ts_vf ts_vf_set1(float v) { return _mm256_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
