@@ -1887,6 +1887,8 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
  *  - Tiles of 4 rows x 4 tokens: each weight loaded serves 4 tokens of a prompt block and
  *    each activation loaded serves 4 rows (generating, n = 1: tiles of 4 rows x 1 token).
  *    A block of 32 prompt tokens thus reads each weight from memory once, not 32 times.
+ *    Each tile prefetches the rows of the next one: the hardware prefetcher does not follow
+ *    a tile's interleaved rows, and a token's weights come from memory.
  *  - f32 and bf16 in SIMD lanes: lane l of an accumulator (16 lanes with AVX-512, 8 with
  *    AVX2) sums the products at j = l, l + LANES, l + 2 LANES, ... in order with fused
  *    multiply-adds, then the lanes are added in a fixed tree. That order differs from the
@@ -1899,7 +1901,10 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
  *    instruction would also round the activations to bf16: we do not use it.)
  *  - Q8_0: integer dot products per group (AVX-512 VNNI vpdpbusd, AVX2 vpmaddubsw) give
  *    the plain loop's int32 sums exactly; the float update per group is ts_q8_step in the
- *    same order. Q8_0 results are the plain loop's, bit for bit.
+ *    same order. Q8_0 results are the plain loop's, bit for bit. A group of 64 values is
+ *    one vector, so summing its lanes would cost more than its dot product: the tiles
+ *    instead hold TS_LANES outputs in the lanes of one vector (ts_tile_q8: decoding, rows
+ *    in the lanes; ts_tile_q8_tokens: AVX-512 prompts, tokens in the lanes).
  * Each instruction set supplies a few small helpers (load, multiply-add, sum the lanes);
  * the tiles are written once on top of them.
  * ------------------------------------------------------------------------------------ */
