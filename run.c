@@ -2537,8 +2537,10 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
      * values are chains of dependent additions (in llama2.c's order); the heads of a unit go
      * through the positions together, so that their chains overlap. */
     int per_unit = H >= 4 ? H / 4 : 1, units = (H + per_unit - 1) / per_unit;
-    (void)hd; /* read only by the OpenMP clause */
-    TS_PARALLEL_FOR_IF((double)n * H * (pos + n) * hd * 2 >= TS_PARALLEL_MIN_WORK)
+    /* work: per head and position, 2 hd multiply-adds and the softmax's ~30 operations */
+    double work = (double)n * H * (pos + n) * (2.0 * hd + 30.0);
+    (void)work; /* read only by the OpenMP clause */
+    TS_PARALLEL_FOR_IF(work >= TS_PARALLEL_MIN_WORK)
     for (int unit = 0; unit < n * units; unit++) {
         int t = unit / units, h0 = unit % units * per_unit, h1 = h0 + per_unit < H ? h0 + per_unit : H, p = pos + t;
         int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
