@@ -2521,6 +2521,55 @@ TS_INLINE void ts_axpy(float *restrict o, float a, const float *restrict v, int 
 #undef TS_AXPY_CASE
 }
 
+#if defined(TS_AVX512)
+/* The value sums of a unit of nh heads from head h0 in vector registers: out (nh hd) for
+ * one token, weights a (nh, a_stride) over len positions, values v (len, kv_dim) from the
+ * window's first position. The loop above keeps its sums in memory, a chain of store, load
+ * and add per position; here up to 4 slices of 16 outputs stay in registers, each lane's
+ * weight and value picked by vpermps from 16 weights (the unit's, at this position, copied
+ * into w_t) and 16 values; each lane still adds a * v position after position, as the
+ * loop does. Returns 0 (the loop runs) where a slice's values do not fit in 16 floats. */
+static int ts_value_sums_lanes(float *out, const float *a, int a_stride, const float *v, int kv_dim, int h0, int nh,
+                               int hd, int group, int len) {
+    int width = nh * hd, slices = (width + 15) / 16;
+    if (nh > 16 || slices > 4) return 0;
+    __m512i a_lane[4], v_lane[4];
+    int v_base[4];
+    for (int sl = 0; sl < slices; sl++) { /* lane l of slice sl: output j = 16 sl + l */
+        int32_t ai[16], vi[16], low = INT32_MAX, high = -1;
+        for (int l = 0; l < 16; l++) {
+            int j = 16 * sl + l < width ? 16 * sl + l : width - 1, head = h0 + j / hd;
+            ai[l] = j / hd, vi[l] = head / group * hd + j % hd;
+            low = vi[l] < low ? vi[l] : low, high = vi[l] > high ? vi[l] : high;
+        }
+        if (high - low >= 16 || low + 16 > kv_dim) return 0;
+        for (int l = 0; l < 16; l++) vi[l] -= low;
+        a_lane[sl] = _mm512_loadu_si512(ai), v_lane[sl] = _mm512_loadu_si512(vi), v_base[sl] = low;
+    }
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    float w_t[256][16]; /* (positions, heads): the unit's weights, 256 positions at a time */
+    for (int k0 = 0; k0 < len; k0 += 256) {
+        int count = len - k0 < 256 ? len - k0 : 256;
+        for (int h = 0; h < nh; h++)
+            for (int k = 0; k < count; k++) w_t[k][h] = a[(size_t)h * a_stride + k0 + k];
+        for (int k = 0; k < count; k++) {
+            __m512 weights = _mm512_loadu_ps(w_t[k]); /* lanes past nh: not picked */
+            const float *vk = v + (size_t)(k0 + k) * kv_dim;
+            for (int sl = 0; sl < slices; sl++) {
+                __m512 vs = _mm512_permutexvar_ps(v_lane[sl], _mm512_loadu_ps(vk + v_base[sl]));
+                acc[sl] = _mm512_add_ps(acc[sl], _mm512_mul_ps(_mm512_permutexvar_ps(a_lane[sl], weights), vs));
+            }
+        }
+    }
+    for (int sl = 0; sl < slices; sl++) {
+        float lanes[16];
+        _mm512_storeu_ps(lanes, acc[sl]);
+        for (int l = 0; l < 16 && 16 * sl + l < width; l++) out[16 * sl + l] = lanes[l];
+    }
+    return 1;
+}
+#endif
+
 /* Attention of the block's n tokens (positions pos .. pos+n-1) for all heads: q (n, q_dim)
  * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
  * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
@@ -2565,6 +2614,11 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
             }
         /* out_h = sum_k a_h[k] v_h[k], in order of k */
         float *ot = out + (size_t)t * q_dim;
+#if defined(TS_AVX512)
+        if (ts_value_sums_lanes(ot + (size_t)h0 * hd, at + (size_t)h0 * P, P, values + (size_t)start * kv_dim, kv_dim, h0,
+                                h1 - h0, hd, group, len))
+            continue;
+#endif
         for (int j = h0 * hd; j < h1 * hd; j++) ot[j] = 0.0f;
         for (int k = 0; k < len; k++) {
             const float *vk = values + (size_t)(start + k) * kv_dim;

@@ -196,6 +196,37 @@ static void test_max(void) {
     CHECK(bad_max == 0 && bad_arg == 0, "ts_max differs from its loop in %d of 3000 arrays, ts_argmax in %d", bad_max, bad_arg);
 }
 
+#if defined(TS_AVX512)
+/* ts_value_sums_lanes against attention's loop (ts_axpy position after position), bit for
+ * bit, at the head sizes and groupings of the TinyStories models and awkward lengths. */
+static void test_value_sums(void) {
+    static const int shapes[][3] = {{4, 4, 1}, {8, 2, 2}, {8, 2, 1}, {16, 1, 1}, {48, 1, 1}, {64, 1, 1}, {64, 3, 1},
+                                    {4, 3, 1}, {32, 2, 2}, {6, 2, 1}};
+    int bad = 0, used = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int hd = shapes[s][0], nh = shapes[s][1], group = shapes[s][2], H = 8 * group > nh ? 8 * group : nh;
+        int kv_dim = H / group * hd, P = 700;
+        for (int len = 1; len <= 600; len += 97) {
+            float *a = malloc((size_t)nh * P * 4), *v = malloc((size_t)len * kv_dim * 4 + 64);
+            float want[256] = {0}, got[256];
+            for (int i = 0; i < nh * P; i++) a[i] = uniform();
+            for (int i = 0; i < len * kv_dim; i++) v[i] = uniform();
+            int h0 = group; /* a unit that does not start at head 0 */
+            for (int k = 0; k < len; k++)
+                for (int h = 0; h < nh; h++)
+                    for (int i = 0; i < hd; i++)
+                        want[h * hd + i] += a[(size_t)h * P + k] * v[(size_t)k * kv_dim + (h0 + h) / group * hd + i];
+            if (ts_value_sums_lanes(got, a, P, v, kv_dim, h0, nh, hd, group, len)) {
+                used++;
+                bad += memcmp(want, got, (size_t)nh * hd * 4) != 0;
+            }
+            free(a), free(v);
+        }
+    }
+    CHECK(bad == 0 && used >= 40, "ts_value_sums_lanes: %d of %d differ from the loop", bad, used);
+}
+#endif
+
 static void test_quantize(void) {
     enum { n = 3, cols = 200, gs = 64, groups = 4 };
     static float x[n * cols], s[n * groups], ref_s[n * groups];
@@ -376,6 +407,9 @@ int main(void) {
     test_quantize();
     test_exp();
     test_max();
+#if defined(TS_AVX512)
+    test_value_sums();
+#endif
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
