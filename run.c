@@ -2685,10 +2685,14 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
         ts_product up[2] = {{s->hb, &ly->w1}, {s->hb2, &ly->w3}}; /* w3 only for SwiGLU */
         ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
         ts_add_bias(s->hb, ly->b1, n, hid);
-        if (c->act_kind == TS_ACT_SWIGLU) {
-            ts_swiglu(s->hb, s->hb2, (size_t)n * hid);
-        } else {
-            for (size_t i = 0; i < (size_t)n * hid; i++) s->hb[i] = ts_gelu(s->hb[i]);
+        /* the activation, a token per unit of work: a prompt block's exponentials and tanhs
+         * are worth sharing out to the threads (each value is computed alone, so the same) */
+        TS_PARALLEL_FOR_IF(n > 1 && (double)n * hid >= 4096)
+        for (int t = 0; t < n; t++) {
+            float *ht = s->hb + (size_t)t * hid;
+            if (c->act_kind == TS_ACT_SWIGLU) ts_swiglu(ht, s->hb2 + (size_t)t * hid, (size_t)hid);
+            else
+                for (int i = 0; i < hid; i++) ht[i] = ts_gelu(ht[i]);
         }
         ts_matmul(s, s->xb2, s->hb, &ly->w2, n);
         ts_add_bias(s->xb2, ly->b2, n, dim);
