@@ -2380,21 +2380,48 @@ static const uint64_t ts_exp2_table[32] = { /* bits of 2^(i/32), minus i << 47 *
 #endif
 #if defined(TS_AVX512)
 #define TS_EXP_LANES 16
-TS_INLINE __m512d ts_exp_pd(__m512d x) { /* 8 doubles, the steps above */
-    __m512d kd = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_INV_LN2_N), x, _mm512_set1_pd(TS_EXP_SHIFT));
-    __m512i ki = _mm512_castpd_si512(kd);
-    kd = _mm512_sub_pd(kd, _mm512_set1_pd(TS_EXP_SHIFT));
-    __m512d r = _mm512_fmsub_pd(_mm512_set1_pd(TS_EXP_INV_LN2_N), x, kd);
-    /* table[ki % 32]: two 16-entry lookups across registers (vpermt2q), chosen by bit 4 */
-    __m512i t_low = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table), ki, _mm512_loadu_si512(ts_exp2_table + 8));
-    __m512i t_high = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table + 16), ki, _mm512_loadu_si512(ts_exp2_table + 24));
-    __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), t_low, t_high);
-    t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
-    __m512d z = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C0), r, _mm512_set1_pd(TS_EXP_C1));
-    __m512d y = _mm512_fmadd_pd(_mm512_set1_pd(TS_EXP_C2), r, _mm512_set1_pd(1.0));
-    y = _mm512_fmadd_pd(z, _mm512_mul_pd(r, r), y);
-    return _mm512_mul_pd(y, _mm512_castsi512_pd(t));
+typedef __m512d ts_vd; /* 8 doubles */
+TS_INLINE ts_vd ts_vd_set1(double v) { return _mm512_set1_pd(v); }
+TS_INLINE ts_vd ts_vd_fmadd(ts_vd a, ts_vd b, ts_vd c) { return _mm512_fmadd_pd(a, b, c); } /* a b + c, one rounding */
+TS_INLINE ts_vd ts_vd_fmsub(ts_vd a, ts_vd b, ts_vd c) { return _mm512_fmsub_pd(a, b, c); } /* a b - c, one rounding */
+TS_INLINE ts_vd ts_vd_sub(ts_vd a, ts_vd b) { return _mm512_sub_pd(a, b); }
+TS_INLINE ts_vd ts_vd_mul(ts_vd a, ts_vd b) { return _mm512_mul_pd(a, b); }
+/* the bits of 2^(k/32): table[k % 32] + k << 47, k in the low bits of kd's bits */
+TS_INLINE ts_vd ts_exp2_k(ts_vd kd) {
+    __m512i k = _mm512_castpd_si512(kd);
+    /* table[k % 32]: two 16-entry lookups across registers (vpermt2q), chosen by bit 4 */
+    __m512i low = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table), k, _mm512_loadu_si512(ts_exp2_table + 8));
+    __m512i high = _mm512_permutex2var_epi64(_mm512_loadu_si512(ts_exp2_table + 16), k, _mm512_loadu_si512(ts_exp2_table + 24));
+    __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(k, _mm512_set1_epi64(16)), low, high);
+    return _mm512_castsi512_pd(_mm512_add_epi64(t, _mm512_slli_epi64(k, 47)));
 }
+#elif defined(TS_AVX2)
+#define TS_EXP_LANES 8
+typedef __m256d ts_vd; /* 4 doubles */
+TS_INLINE ts_vd ts_vd_set1(double v) { return _mm256_set1_pd(v); }
+TS_INLINE ts_vd ts_vd_fmadd(ts_vd a, ts_vd b, ts_vd c) { return _mm256_fmadd_pd(a, b, c); }
+TS_INLINE ts_vd ts_vd_fmsub(ts_vd a, ts_vd b, ts_vd c) { return _mm256_fmsub_pd(a, b, c); }
+TS_INLINE ts_vd ts_vd_sub(ts_vd a, ts_vd b) { return _mm256_sub_pd(a, b); }
+TS_INLINE ts_vd ts_vd_mul(ts_vd a, ts_vd b) { return _mm256_mul_pd(a, b); }
+TS_INLINE ts_vd ts_exp2_k(ts_vd kd) {
+    __m256i k = _mm256_castpd_si256(kd);
+    __m256i t = _mm256_i64gather_epi64((const long long *)ts_exp2_table, _mm256_and_si256(k, _mm256_set1_epi64x(31)), 8);
+    return _mm256_castsi256_pd(_mm256_add_epi64(t, _mm256_slli_epi64(k, 47)));
+}
+#endif
+#if defined(TS_EXP_LANES)
+TS_INLINE ts_vd ts_exp_pd(ts_vd x) { /* a vector of doubles, the steps above */
+    ts_vd kd = ts_vd_fmadd(ts_vd_set1(TS_EXP_INV_LN2_N), x, ts_vd_set1(TS_EXP_SHIFT)); /* k in the low bits */
+    ts_vd s = ts_exp2_k(kd);
+    kd = ts_vd_sub(kd, ts_vd_set1(TS_EXP_SHIFT));
+    ts_vd r = ts_vd_fmsub(ts_vd_set1(TS_EXP_INV_LN2_N), x, kd);
+    ts_vd z = ts_vd_fmadd(ts_vd_set1(TS_EXP_C0), r, ts_vd_set1(TS_EXP_C1));
+    ts_vd y = ts_vd_fmadd(ts_vd_set1(TS_EXP_C2), r, ts_vd_set1(1.0));
+    y = ts_vd_fmadd(z, ts_vd_mul(r, r), y);
+    return ts_vd_mul(y, s);
+}
+#endif
+#if defined(TS_AVX512)
 TS_INLINE int ts_exp_lanes(float *p) { /* 16 values; 0 if one of them needs libm */
     __m512 x = _mm512_loadu_ps(p);
     if (_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(88.0f), _CMP_NLT_UQ)) return 0;
@@ -2404,19 +2431,6 @@ TS_INLINE int ts_exp_lanes(float *p) { /* 16 values; 0 if one of them needs libm
     return 1;
 }
 #elif defined(TS_AVX2)
-#define TS_EXP_LANES 8
-TS_INLINE __m256d ts_exp_pd(__m256d x) { /* 4 doubles, the steps above */
-    __m256d kd = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_INV_LN2_N), x, _mm256_set1_pd(TS_EXP_SHIFT));
-    __m256i ki = _mm256_castpd_si256(kd);
-    kd = _mm256_sub_pd(kd, _mm256_set1_pd(TS_EXP_SHIFT));
-    __m256d r = _mm256_fmsub_pd(_mm256_set1_pd(TS_EXP_INV_LN2_N), x, kd);
-    __m256i t = _mm256_i64gather_epi64((const long long *)ts_exp2_table, _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8);
-    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
-    __m256d z = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_C0), r, _mm256_set1_pd(TS_EXP_C1));
-    __m256d y = _mm256_fmadd_pd(_mm256_set1_pd(TS_EXP_C2), r, _mm256_set1_pd(1.0));
-    y = _mm256_fmadd_pd(z, _mm256_mul_pd(r, r), y);
-    return _mm256_mul_pd(y, _mm256_castsi256_pd(t));
-}
 TS_INLINE int ts_exp_lanes(float *p) { /* 8 values; 0 if one of them needs libm */
     __m256 x = _mm256_loadu_ps(p), big = _mm256_set1_ps(88.0f);
     __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
