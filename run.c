@@ -1882,6 +1882,23 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
     }
 }
 
+/* The layout ts_pack_q8 (AVX-512 prompts, below) gives n tokens of cols quantized values, in
+ * token tiles of 16: dwords (tiles, slots, 16), a slot holding 4 values of one group, then
+ * the scales (tiles, groups, 16) as floats. */
+TS_MAYBE_UNUSED static int ts_q8_slots(int cols, int gs) { return cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4; }
+TS_MAYBE_UNUSED static size_t ts_q8_packed_dwords(int n, int cols, int gs) {
+    return (size_t)(n + 15) / 16 * 16 * (size_t)ts_q8_slots(cols, gs);
+}
+/* Bytes of that layout, for the session to allocate (0 where it is not used). */
+static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
+#if defined(TS_AVX512)
+    return 4 * (ts_q8_packed_dwords(n, cols, gs) + (size_t)(n + 15) / 16 * 16 * (size_t)ts_groups(cols, gs));
+#else
+    (void)n, (void)cols, (void)gs;
+    return 0;
+#endif
+}
+
 /* ---- fast kernels ------------------------------------------------------------------
  * ts_matmul_fast computes what ts_matmul_plain computes, arranged for the machine:
  *  - Tiles of 4 rows x 4 tokens: each weight loaded serves 4 tokens of a prompt block and
@@ -2139,7 +2156,6 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
  * 128 sum(w) of the offset is taken off once per row and group. The integer sums are the
  * plain loop's, and so, by ts_q8_step's order, are the outputs. */
 #define TS_PACK_MIN_TOKENS 8 /* fewer tokens: the rows-in-lanes tile */
-static int ts_q8_slots(int cols, int gs) { return cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4; }
 static void ts_pack_q8(uint32_t *packed, float *packed_scale, const int8_t *xq, const float *xs, int n, int cols, int gs) {
     int groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
     for (int t = 0; t < (n + 15) / 16 * 16; t++) {
@@ -2222,13 +2238,13 @@ TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t 
 }
 #endif
 
-/* The products of one call (see ts_matmuls), in tiles: the tiles of 4 rows of all the
+/* The products of one call (see ts_matmuls), in tiles: the tiles of rows of all the
  * matrices are shared out to the threads in one parallel loop. `packed` has room for
  * ts_q8_packed_bytes(n, cols, group size) (or is NULL: then no prompt path of its own). */
 static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, void *packed,
                            int n) {
     /* Tiles of 4 rows; Q8_0 tiles of R rows x T tokens (see ts_tile_q8), or for prompts on
-     * AVX-512 of 4 rows x 32 tokens (ts_tile_q8_tokens) */
+     * AVX-512 of TS_TOKEN_TILE_ROWS rows x 32 tokens (ts_tile_q8_tokens) */
     int q8 = p[0].w->type == TS_Q8_0, T = q8 && n >= TS_LANES / 4 ? TS_LANES / 4 : 1, R = q8 ? TS_LANES / T : 4;
 #if defined(TS_AVX512)
     int tokens_in_lanes = 0;
@@ -2236,7 +2252,7 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
     float *packed_scale = NULL;
     if (q8 && packed && n >= TS_PACK_MIN_TOKENS) {
         tokens_in_lanes = 1, R = TS_TOKEN_TILE_ROWS;
-        packed_scale = (float *)((uint32_t *)packed + (size_t)(n + 15) / 16 * 16 * ts_q8_slots(w0->cols, w0->group_size));
+        packed_scale = (float *)((uint32_t *)packed + ts_q8_packed_dwords(n, w0->cols, w0->group_size));
         ts_pack_q8((uint32_t *)packed, packed_scale, xq, xs, n, w0->cols, w0->group_size);
     }
 #else
@@ -2258,14 +2274,14 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
         int i0 = height * (tile - first[k]), rows = w->rows;
 #if defined(TS_AVX512)
         if (tokens_in_lanes) {
-            int tiles = (n + 15) / 16;
-            for (int tile = 0; tile < tiles; tile += 2) {
-                int TT = tiles - tile < 2 ? 1 : 2, nt = n - 16 * tile;
+            int token_tiles = (n + 15) / 16;
+            for (int tt = 0; tt < token_tiles; tt += 2) {
+                int TT = token_tiles - tt < 2 ? 1 : 2, nt = n - 16 * tt;
                 if (i0 + TS_TOKEN_TILE_ROWS <= rows) {
-                    if (TT == 2) ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tile, 2, nt);
-                    else ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tile, 1, nt);
+                    if (TT == 2) ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tt, 2, nt);
+                    else ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tt, 1, nt);
                 } else
-                    for (int i = i0; i < rows; i++) ts_tile_q8_tokens(out, w, packed, packed_scale, i, 1, tile, TT, nt);
+                    for (int i = i0; i < rows; i++) ts_tile_q8_tokens(out, w, packed, packed_scale, i, 1, tt, TT, nt);
             }
             continue;
         }
@@ -2289,17 +2305,6 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
     }
 }
 #endif
-
-/* Bytes of ts_pack_q8's layout for n tokens of cols values (0 where it is not used). */
-static size_t ts_q8_packed_bytes(size_t n, size_t cols, size_t gs) {
-#if defined(TS_AVX512)
-    size_t tiles = (n + 15) / 16, groups = (cols + gs - 1) / gs;
-    return tiles * 16 * 4 * (cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4 + groups);
-#else
-    (void)n, (void)cols, (void)gs;
-    return 0;
-#endif
-}
 
 /* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
  * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
@@ -2361,7 +2366,7 @@ static void ts_norm(const ts_config *c, float *o, const float *x, const float *w
  * table of 2^(i/N) with the exponent of k / N added to its bits, 2^(r/N) by a cubic, in
  * double precision, rounded once to float. ts_exp_lanes runs those steps in SIMD lanes, with
  * the same fused multiply-adds; |x| >= 88 (overflow, underflow, inf, NaN) and the tail go to
- * libm's expf. test_speed compares the two over every float in (-88, 88). */
+ * libm's expf. test_speed compares the two at every 13th float of all 2^32. */
 #if defined(TS_AVX512) || defined(TS_AVX2)
 static const uint64_t ts_exp2_table[32] = { /* bits of 2^(i/32), minus i << 47 */
     0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
@@ -2739,7 +2744,7 @@ static float ts_random_f32(unsigned long long *state) { return (float)(ts_random
 
 /* The first index of the largest value (NaNs never win, unless p[0] is one), as the loop
  * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
- * steps: the largest value in 16 independent lanes, then where it first occurs. */
+ * steps: the largest value (ts_max, in SIMD lanes), then where it first occurs. */
 static int ts_argmax(const float *p, int n) {
     float max_val = ts_max(p, n);
     for (int i = 0; i < n; i++)
@@ -3017,7 +3022,7 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         {(void **)&s->logits, B, V, 4},
         {(void **)&s->xq, B, widest, 1},
         {(void **)&s->xq_scale, B, widest / gs + 1, 4},
-        {(void **)&s->xq_packed, 1, ts_q8_packed_bytes(B, widest, gs), 1},
+        {(void **)&s->xq_packed, 1, ts_q8_packed_bytes((int)B, (int)widest, (int)gs), 1},
         {(void **)&s->rope_cos, P, rope_w, 4},
         {(void **)&s->rope_sin, P, rope_w, 4},
         {(void **)&s->k, B, kv_dim, 4},

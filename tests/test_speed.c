@@ -92,7 +92,7 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
     int8_t *xq = malloc((size_t)n * cols);
     float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)n * rows * 4);
     float *threads = malloc((size_t)n * rows * 4);
-    void *packed = malloc(ts_q8_packed_bytes((size_t)n, (size_t)cols, (size_t)(gs > 0 ? gs : 1)) + 1);
+    void *packed = malloc(ts_q8_packed_bytes(n, cols, gs > 0 ? gs : 1) + 1);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
     if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
     ts_matmul_plain(plain, x, xq, xs, &w, n);
