@@ -15,6 +15,7 @@
  */
 #define RUN_NO_MAIN
 #include "run.c"
+#include "fuzz/synth.h" /* the one C writer of model files */
 
 #include <sys/wait.h>
 
@@ -173,7 +174,6 @@ static void buf_zeros(buf *b, size_t n) {
     for (; n > 64; n -= 64) buf_put(b, z, 64);
     buf_put(b, z, n);
 }
-static void buf_align(buf *b, size_t a) { buf_zeros(b, (a - b->n % a) % a); }
 static void put_u32_at(unsigned char *p, uint32_t v) {
     p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
 }
@@ -181,10 +181,6 @@ static void put_f32_at(unsigned char *p, float f) {
     uint32_t v;
     memcpy(&v, &f, 4);
     put_u32_at(p, v);
-}
-static void put_u64_at(unsigned char *p, uint64_t v) {
-    put_u32_at(p, (uint32_t)v);
-    put_u32_at(p + 4, (uint32_t)(v >> 32));
 }
 static void buf_i32(buf *b, int32_t v) {
     unsigned char t[4];
@@ -438,42 +434,22 @@ static void test_json_reader(void) {
  * 1. Kernels against plain double-precision loops
  * ========================================================================== */
 
-static uint16_t f32_to_bf16(float f) { /* round to nearest even */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
-}
 static float bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
-/* Q8_0 as format.md: each row cut into groups of gs (the last one shorter),
- * s = max|w| / 127, q = round(w / s). q (rows, cols), s (rows, ceil(cols / gs)). */
-static void q8_quantize(const float *w, int rows, int cols, int gs, int8_t *q, float *s) {
-    int groups = (cols + gs - 1) / gs;
-    for (int i = 0; i < rows; i++)
-        for (int g = 0; g < groups; g++) {
-            int lo = g * gs, hi = lo + gs < cols ? lo + gs : cols;
-            float m = 0.0f;
-            for (int j = lo; j < hi; j++) m = fmaxf(m, fabsf(w[(size_t)i * cols + j]));
-            float scale = m / 127.0f;
-            s[(size_t)i * groups + g] = scale;
-            for (int j = lo; j < hi; j++)
-                q[(size_t)i * cols + j] = scale > 0.0f ? (int8_t)roundf(w[(size_t)i * cols + j] / scale) : 0;
-        }
-}
 /* w := what a Q8_0 or BF16 file stores for it, as floats */
 static void round_like(float *w, int rows, int cols, int type, int gs) {
     size_t n = (size_t)rows * cols;
     if (type == TS_BF16)
-        for (size_t i = 0; i < n; i++) w[i] = bf16_to_f32(f32_to_bf16(w[i]));
+        for (size_t i = 0; i < n; i++) w[i] = bf16_to_f32(sy_f32_to_bf16(w[i]));
     if (type != TS_Q8_0) return;
     int groups = (cols + gs - 1) / gs;
     int8_t *q = (int8_t *)malloc(n);
     float *s = (float *)malloc((size_t)rows * groups * sizeof(float));
-    q8_quantize(w, rows, cols, gs, q, s);
+    sy_q8_quantize(w, rows, cols, gs, q, s);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) w[(size_t)i * cols + j] = q[(size_t)i * cols + j] * s[(size_t)i * groups + j / gs];
     free(q), free(s);
@@ -499,13 +475,13 @@ static void test_matmul(void) {
             if (type == TS_F32) data = wd;
             if (type == TS_BF16) {
                 uint16_t *h = (uint16_t *)malloc((size_t)rows * cols * 2);
-                for (size_t i = 0; i < (size_t)rows * cols; i++) h[i] = f32_to_bf16(w[i]);
+                for (size_t i = 0; i < (size_t)rows * cols; i++) h[i] = sy_f32_to_bf16(w[i]);
                 data = h;
             }
             if (type == TS_Q8_0) {
                 data = malloc((size_t)rows * cols);
                 scale = (float *)malloc((size_t)rows * groups * sizeof(float));
-                q8_quantize(w, rows, cols, gs, (int8_t *)data, scale);
+                sy_q8_quantize(w, rows, cols, gs, (int8_t *)data, scale);
             }
             ts_matrix m = {0};
             m.type = type, m.rows = rows, m.cols = cols, m.group_size = gs, m.data = data, m.scale = scale;
@@ -515,7 +491,7 @@ static void test_matmul(void) {
             float *xv = (float *)malloc((size_t)n * cols * sizeof(float));
             memcpy(xv, x, (size_t)n * cols * sizeof(float));
             if (type == TS_Q8_0) {
-                q8_quantize(x, n, cols, gs, xq, xs);
+                sy_q8_quantize(x, n, cols, gs, xq, xs);
                 for (int t = 0; t < n; t++)
                     for (int j = 0; j < cols; j++) xv[(size_t)t * cols + j] = xq[(size_t)t * cols + j] * xs[(size_t)t * groups + j / gs];
             }
@@ -756,7 +732,7 @@ static void ref_linear(double *out, const float *W, const float *b, const double
         float *xf = (float *)calloc((size_t)cols, sizeof(float)), *s = (float *)malloc((size_t)cols * sizeof(float));
         int8_t *q = (int8_t *)malloc((size_t)cols);
         for (int j = 0; j < cols; j++) xf[j] = (float)x[j];
-        q8_quantize(xf, 1, cols, qgs, q, s);
+        sy_q8_quantize(xf, 1, cols, qgs, q, s);
         for (int j = 0; j < cols; j++) xv[j] = (double)q[j] * s[j / qgs];
         free(xf), free(s), free(q);
     }
@@ -852,86 +828,40 @@ static void ref_forward(const ref_model *r, const int *tokens, int n, int qgs, d
     free(x), free(xn), free(q), free(k), free(v), free(att), free(tmp), free(a), free(g), free(sc);
 }
 
-/* A matrix tensor of the file's weight type, each part 64-byte aligned. */
-static void put_matrix(buf *b, const float *w, int rows, int cols, int type, int gs) {
-    size_t n = (size_t)rows * cols;
-    buf_align(b, 64);
-    if (type == TS_F32) buf_f32s(b, w, n);
-    else if (type == TS_BF16)
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = f32_to_bf16(w[i]);
-            unsigned char t[2] = {(unsigned char)h, (unsigned char)(h >> 8)};
-            buf_put(b, t, 2);
-        }
-    else {
-        size_t ns = (size_t)rows * ((cols + gs - 1) / gs);
-        int8_t *q = (int8_t *)malloc(n);
-        float *s = (float *)malloc(ns * sizeof(float));
-        q8_quantize(w, rows, cols, gs, q, s);
-        buf_put(b, q, n);
-        buf_align(b, 64);
-        buf_f32s(b, s, ns);
-        free(q), free(s);
+/* A reference model's tensors by loader name, for the writer (fuzz/synth.h). */
+static void ref_values(void *ctx, const char *name, int layer, size_t rows, size_t cols, float *out) {
+    const ref_model *r = (const ref_model *)ctx;
+    const float *src = NULL;
+    if (layer < 0) {
+        const char *names[] = {"tok_embedding", "pos_embedding", "final_norm", "final_norm_bias", "classifier"};
+        const float *tensors[] = {r->emb, r->pos, r->fnorm_w, r->fnorm_b, r->cls};
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(name, names[i])) src = tensors[i];
+    } else {
+        const char *names[] = {"attn_norm", "attn_norm_bias", "wq", "wk", "wv", "bq", "bk", "bv", "wo", "bo",
+                               "ffn_norm", "ffn_norm_bias", "w1", "b1", "w3", "w2", "b2"};
+        const float *tensors[] = {r->L[layer].an_w, r->L[layer].an_b, r->L[layer].wq, r->L[layer].wk, r->L[layer].wv,
+                                  r->L[layer].bq, r->L[layer].bk, r->L[layer].bv, r->L[layer].wo, r->L[layer].bo,
+                                  r->L[layer].fn_w, r->L[layer].fn_b, r->L[layer].w1, r->L[layer].b1, r->L[layer].w3,
+                                  r->L[layer].w2, r->L[layer].b2};
+        for (int i = 0; i < 17; i++)
+            if (!strcmp(name, names[i])) src = tensors[i];
     }
-}
-static void put_vector(buf *b, const float *v, size_t n) {
-    buf_align(b, 64);
-    buf_f32s(b, v, n);
+    if (!src) { /* the writer asks for a tensor the reference does not have: its layout is off */
+        fprintf(stderr, "test_all: the writer asks for tensor %s of layer %d, which the reference model lacks\n", name, layer);
+        abort();
+    }
+    memcpy(out, src, rows * cols * sizeof(float));
 }
 
 /* The TSMF bytes of a reference model (format.md), optionally with a tokenizer section. */
 static buf tsmf_build(const ref_model *r, int type, int gs, const void *tok, size_t tok_size) {
-    buf b = {0};
-    int d = r->dim, h = r->hidden, qd = r->n_heads * r->head_dim, kvd = r->n_kv_heads * r->head_dim;
-    buf_zeros(&b, 256);
-    unsigned char *p = b.p;
-    memcpy(p, "TSMF", 4);
-    int32_t fields[] = {1, 256, r->gptneo ? 2 : 1, d, h, r->n_layers, r->n_heads, r->n_kv_heads, r->head_dim, r->vocab, r->seq,
-                        r->gptneo ? 2 : 1, r->gptneo ? 2 : 1, r->gptneo ? 2 : 1, (int32_t)r->flags, type, type == TS_Q8_0 ? gs : 0};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) put_u32_at(p + 4 + 4 * i, (uint32_t)fields[i]);
-    put_f32_at(p + 72, r->theta);
-    put_f32_at(p + 76, r->eps);
-    put_u32_at(p + 80, tok ? 1u : 0u);
-    put_u32_at(p + 84, r->gptneo ? (uint32_t)-1 : 1u); /* bos */
-    put_u32_at(p + 88, r->gptneo ? (uint32_t)-1 : 2u); /* eos */
-    for (int l = 0; l < r->n_layers; l++) buf_i32(&b, r->window[l]);
-    buf_align(&b, 64);
-    size_t weights_offset = b.n;
-    put_matrix(&b, r->emb, r->vocab, d, type, gs);
-    if (r->gptneo) put_vector(&b, r->pos, (size_t)r->seq * d);
-    for (int l = 0; l < r->n_layers; l++) {
-        put_vector(&b, r->L[l].an_w, (size_t)d);
-        if (r->gptneo) put_vector(&b, r->L[l].an_b, (size_t)d);
-        put_matrix(&b, r->L[l].wq, qd, d, type, gs);
-        put_matrix(&b, r->L[l].wk, kvd, d, type, gs);
-        put_matrix(&b, r->L[l].wv, kvd, d, type, gs);
-        if (r->flags & TS_FLAG_QKV_BIAS) {
-            put_vector(&b, r->L[l].bq, (size_t)qd);
-            put_vector(&b, r->L[l].bk, (size_t)kvd);
-            put_vector(&b, r->L[l].bv, (size_t)kvd);
-        }
-        put_matrix(&b, r->L[l].wo, d, qd, type, gs);
-        if (r->flags & TS_FLAG_OUT_BIAS) put_vector(&b, r->L[l].bo, (size_t)d);
-        put_vector(&b, r->L[l].fn_w, (size_t)d);
-        if (r->gptneo) put_vector(&b, r->L[l].fn_b, (size_t)d);
-        put_matrix(&b, r->L[l].w1, h, d, type, gs);
-        if (r->flags & TS_FLAG_MLP_BIAS) put_vector(&b, r->L[l].b1, (size_t)h);
-        if (!r->gptneo) put_matrix(&b, r->L[l].w3, h, d, type, gs);
-        put_matrix(&b, r->L[l].w2, d, h, type, gs);
-        if (r->flags & TS_FLAG_MLP_BIAS) put_vector(&b, r->L[l].b2, (size_t)d);
-    }
-    put_vector(&b, r->fnorm_w, (size_t)d);
-    if (r->gptneo) put_vector(&b, r->fnorm_b, (size_t)d);
-    if (!(r->flags & TS_FLAG_TIED)) put_matrix(&b, r->cls, r->vocab, d, type, gs);
-    size_t weights_size = b.n - weights_offset;
-    if (tok) {
-        buf_align(&b, 64);
-        put_u64_at(b.p + 112, b.n);
-        put_u64_at(b.p + 120, tok_size);
-        buf_put(&b, tok, tok_size);
-    }
-    put_u64_at(b.p + 96, weights_offset);
-    put_u64_at(b.p + 104, weights_size);
+    sy_model m = {SY_TSMF, r->dim, r->hidden, r->n_layers, r->n_heads, r->n_kv_heads, r->vocab, r->seq, 0, type, gs,
+                  r->gptneo, (const unsigned char *)tok, tok_size, 0, 0};
+    sy_header h = {r->head_dim, r->flags, r->window, r->theta, r->eps, r->gptneo ? -1 : 1, r->gptneo ? -1 : 2};
+    sy_buf out = {NULL, 0, 0};
+    sy_write_tsmf_from(&out, &m, &h, ref_values, (void *)r);
+    buf b = {out.p, out.n, out.cap};
     return b;
 }
 
@@ -1567,7 +1497,7 @@ static buf llama2c_versioned(const legacy *lg, int version, int gs) {
             else {
                 int8_t *q = (int8_t *)malloc(n);
                 float *s = (float *)malloc(n / gs * sizeof(float));
-                q8_quantize(w, 1, (int)n, gs, q, s); /* one flat row: groups through the tensor */
+                sy_q8_quantize(w, 1, (int)n, gs, q, s); /* one flat row: groups through the tensor */
                 buf_put(&b, q, n);
                 buf_f32s(&b, s, n / gs);
                 free(q), free(s);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <stdio.h>
 
 /* ---- a growable byte buffer with little-endian writers ---- */
 typedef struct { unsigned char *p; size_t n, cap; } sy_buf;
@@ -226,52 +228,137 @@ static inline void sy_write_llama2c(sy_buf *b, const sy_model *m) {
     if (!m->shared) sy_matrix(b, type, V, dim, gs, 1, &rng);
 }
 
-/* TSMF (spec/format.md): 256-byte header, layer windows, 64-aligned tensors, tokenizer. */
-static inline void sy_write_tsmf(sy_buf *b, const sy_model *m) {
+/* ---- weights from the caller (sy_write_tsmf_from) ----
+ * Q8_0 as format.md: each row cut into groups of gs (the last one shorter), s = max|w| / 127,
+ * q = round(w / s). q (rows, cols), s (rows, ceil(cols / gs)). */
+static inline void sy_q8_quantize(const float *w, int rows, int cols, int gs, int8_t *q, float *s) {
+    int groups = (cols + gs - 1) / gs;
+    for (int i = 0; i < rows; i++)
+        for (int g = 0; g < groups; g++) {
+            int lo = g * gs, hi = lo + gs < cols ? lo + gs : cols;
+            float m = 0.0f;
+            for (int j = lo; j < hi; j++) m = fmaxf(m, fabsf(w[(size_t)i * cols + j]));
+            float scale = m / 127.0f;
+            s[(size_t)i * groups + g] = scale;
+            for (int j = lo; j < hi; j++)
+                q[(size_t)i * cols + j] = scale > 0.0f ? (int8_t)roundf(w[(size_t)i * cols + j] / scale) : 0;
+        }
+}
+static inline uint16_t sy_f32_to_bf16(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+/* Fills out (rows x cols floats) with the values of tensor `name` (run.c's names: "wq",
+ * "attn_norm", ...; vectors have rows = 1) of `layer` (-1 outside the layers). */
+typedef void (*sy_values_fn)(void *ctx, const char *name, int layer, size_t rows, size_t cols, float *out);
+
+/* Header fields a caller sets itself (sy_write_tsmf_from); sy_write_tsmf derives them. */
+typedef struct {
+    int head_dim;
+    unsigned flags;          /* TS_FLAG_* bits of format.md */
+    const int *windows;      /* (n_layers) attention windows, 0 = global */
+    float rope_theta, norm_eps;
+    int bos_id, eos_id;      /* -1: none */
+} sy_header;
+
+/* Writes one tensor: from the caller's values if there are any (matrices then quantized or
+ * rounded to the file's type), else pseudo-random (vectors around `base`). */
+typedef struct { sy_values_fn values; void *ctx; uint32_t *rng; int type, gs; } sy_source;
+static inline void sy_tensor(sy_buf *b, const sy_source *src, const char *name, int layer, int matrix, size_t rows,
+                             size_t cols, float base) {
+    if (!src->values) {
+        if (matrix) sy_matrix(b, src->type, rows, cols, src->gs, 64, src->rng);
+        else sy_vec(b, rows * cols, base, 64, src->rng);
+        return;
+    }
+    size_t n = rows * cols;
+    float *w = (float *)malloc(n * sizeof(float));
+    if (!w) abort(); /* test tooling: no way to go on */
+    src->values(src->ctx, name, layer, rows, cols, w);
+    sy_pad(b, 64);
+    if (!matrix || src->type == 0)
+        for (size_t i = 0; i < n; i++) sy_f32(b, w[i]);
+    else if (src->type == 2)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = sy_f32_to_bf16(w[i]);
+            unsigned char t[2] = {(unsigned char)h, (unsigned char)(h >> 8)};
+            sy_put(b, t, 2);
+        }
+    else {
+        size_t ns = rows * ((cols + (size_t)src->gs - 1) / (size_t)src->gs);
+        int8_t *q = (int8_t *)malloc(n);
+        float *s = (float *)malloc(ns * sizeof(float));
+        if (!q || !s) abort();
+        sy_q8_quantize(w, (int)rows, (int)cols, src->gs, q, s);
+        sy_put(b, q, n);
+        sy_pad(b, 64);
+        for (size_t i = 0; i < ns; i++) sy_f32(b, s[i]);
+        free(q), free(s);
+    }
+    free(w);
+}
+
+/* TSMF (spec/format.md): 256-byte header, layer windows, 64-aligned tensors in the
+ * loader's order, tokenizer. The one writer of TSMF files in C: the fuzz targets and
+ * hostile-input tests (random weights), test_all.c (a reference model's weights) and
+ * bench/gen.c (random weights at the published shapes) all write through it.
+ * h = NULL derives the header: tied if m->shared; GPT-Neo with biases on q/k/v, the output
+ * and the MLP, odd layers local (window (seq_len + 1) / 2); Llama with scaled attention. */
+static inline void sy_write_tsmf_from(sy_buf *b, const sy_model *m, const sy_header *h, sy_values_fn values, void *ctx) {
     uint32_t rng = m->seed ? m->seed : 1;
-    size_t L = (size_t)m->n_layers, dim = (size_t)m->dim, hid = (size_t)m->hidden_dim, V = (size_t)m->vocab_size;
-    size_t hd = dim / (size_t)m->n_heads, q = (size_t)m->n_heads * hd, kv = (size_t)m->n_kv_heads * hd;
     int t = m->weight_type, gs = t == 1 ? m->group_size : 0, neo = m->neo;
-    unsigned flags = (m->shared ? 1u : 0u) | (neo ? 2u | 4u | 8u : 16u);
+    size_t L = (size_t)m->n_layers, dim = (size_t)m->dim, hid = (size_t)m->hidden_dim, V = (size_t)m->vocab_size;
+    size_t hd = h && h->head_dim ? (size_t)h->head_dim : dim / (size_t)m->n_heads;
+    size_t q = (size_t)m->n_heads * hd, kv = (size_t)m->n_kv_heads * hd;
+    unsigned flags = h ? h->flags : (m->shared ? 1u : 0u) | (neo ? 2u | 4u | 8u : 16u);
+    int bos = h ? h->bos_id : m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 1 : -1;
+    int eos = h ? h->eos_id : m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 2 : -1;
+    sy_source src = {values, ctx, &rng, t, gs};
     size_t start = b->n;
     sy_put(b, "TSMF", 4);
     int32_t head[] = {1, 256, neo ? 2 : 1, m->dim, m->hidden_dim, m->n_layers, m->n_heads, m->n_kv_heads, (int32_t)hd,
                       m->vocab_size, m->seq_len, neo ? 2 : 1, neo ? 2 : 1, neo ? 2 : 1, (int32_t)flags, t, gs};
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) sy_i32(b, head[i]);
-    sy_f32(b, 10000.0f);
-    sy_f32(b, 1e-5f);
+    sy_f32(b, h ? h->rope_theta : 10000.0f);
+    sy_f32(b, h ? h->norm_eps : 1e-5f);
     sy_i32(b, m->tok ? (m->tok_gpt2 ? 2 : 1) : 0);
-    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 1 : -1); /* bos */
-    sy_i32(b, m->tok_gpt2 ? m->vocab_size - 1 : m->vocab_size > 2 ? 2 : -1); /* eos */
+    sy_i32(b, bos);
+    sy_i32(b, eos);
     sy_i32(b, 0);
     size_t offsets_at = b->n;
     for (int i = 0; i < 4; i++) sy_u64(b, 0); /* patched below */
     while (b->n - start < 256) sy_put(b, "", 1);
-    for (size_t l = 0; l < L; l++) sy_i32(b, neo && l % 2 ? (m->seq_len + 1) / 2 : 0);
+    for (size_t l = 0; l < L; l++) sy_i32(b, h ? h->windows[l] : neo && l % 2 ? (m->seq_len + 1) / 2 : 0);
     sy_pad(b, 64);
     size_t w0 = b->n;
-    sy_matrix(b, t, V, dim, gs, 64, &rng);
-    if (neo) sy_vec(b, (size_t)m->seq_len * dim, 0.0f, 64, &rng);
-    for (size_t l = 0; l < L; l++) {
-        sy_vec(b, dim, 1.0f, 64, &rng);
-        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
-        sy_matrix(b, t, q, dim, gs, 64, &rng);
-        sy_matrix(b, t, kv, dim, gs, 64, &rng);
-        sy_matrix(b, t, kv, dim, gs, 64, &rng);
-        if (neo) sy_vec(b, q, 0.0f, 64, &rng), sy_vec(b, kv, 0.0f, 64, &rng), sy_vec(b, kv, 0.0f, 64, &rng);
-        sy_matrix(b, t, dim, q, gs, 64, &rng);
-        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
-        sy_vec(b, dim, 1.0f, 64, &rng);
-        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
-        sy_matrix(b, t, hid, dim, gs, 64, &rng);
-        if (neo) sy_vec(b, hid, 0.0f, 64, &rng);
-        if (!neo) sy_matrix(b, t, hid, dim, gs, 64, &rng); /* w3 */
-        sy_matrix(b, t, dim, hid, gs, 64, &rng);
-        if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
+    sy_tensor(b, &src, "tok_embedding", -1, 1, V, dim, 0.0f);
+    if (neo) sy_tensor(b, &src, "pos_embedding", -1, 0, (size_t)m->seq_len, dim, 0.0f);
+    for (int l = 0; l < (int)L; l++) {
+        sy_tensor(b, &src, "attn_norm", l, 0, 1, dim, 1.0f);
+        if (neo) sy_tensor(b, &src, "attn_norm_bias", l, 0, 1, dim, 0.0f);
+        sy_tensor(b, &src, "wq", l, 1, q, dim, 0.0f);
+        sy_tensor(b, &src, "wk", l, 1, kv, dim, 0.0f);
+        sy_tensor(b, &src, "wv", l, 1, kv, dim, 0.0f);
+        if (flags & 2u) {
+            sy_tensor(b, &src, "bq", l, 0, 1, q, 0.0f);
+            sy_tensor(b, &src, "bk", l, 0, 1, kv, 0.0f);
+            sy_tensor(b, &src, "bv", l, 0, 1, kv, 0.0f);
+        }
+        sy_tensor(b, &src, "wo", l, 1, dim, q, 0.0f);
+        if (flags & 4u) sy_tensor(b, &src, "bo", l, 0, 1, dim, 0.0f);
+        sy_tensor(b, &src, "ffn_norm", l, 0, 1, dim, 1.0f);
+        if (neo) sy_tensor(b, &src, "ffn_norm_bias", l, 0, 1, dim, 0.0f);
+        sy_tensor(b, &src, "w1", l, 1, hid, dim, 0.0f);
+        if (flags & 8u) sy_tensor(b, &src, "b1", l, 0, 1, hid, 0.0f);
+        if (!neo) sy_tensor(b, &src, "w3", l, 1, hid, dim, 0.0f);
+        sy_tensor(b, &src, "w2", l, 1, dim, hid, 0.0f);
+        if (flags & 8u) sy_tensor(b, &src, "b2", l, 0, 1, dim, 0.0f);
     }
-    sy_vec(b, dim, 1.0f, 64, &rng);
-    if (neo) sy_vec(b, dim, 0.0f, 64, &rng);
-    if (!m->shared) sy_matrix(b, t, V, dim, gs, 64, &rng);
+    sy_tensor(b, &src, "final_norm", -1, 0, 1, dim, 1.0f);
+    if (neo) sy_tensor(b, &src, "final_norm_bias", -1, 0, 1, dim, 0.0f);
+    if (!(flags & 1u)) sy_tensor(b, &src, "classifier", -1, 1, V, dim, 0.0f);
     size_t w1 = b->n, t0 = 0;
     if (m->tok) {
         sy_pad(b, 64);
@@ -283,6 +370,7 @@ static inline void sy_write_tsmf(sy_buf *b, const sy_model *m) {
     sy_patch_u64(b, offsets_at + 16, m->tok ? t0 - start : 0);
     sy_patch_u64(b, offsets_at + 24, m->tok ? m->tok_size : 0);
 }
+static inline void sy_write_tsmf(sy_buf *b, const sy_model *m) { sy_write_tsmf_from(b, m, NULL, NULL, NULL); }
 
 static inline void sy_write_model(sy_buf *b, const sy_model *m) {
     if (m->format == SY_TSMF) sy_write_tsmf(b, m);
