@@ -58,6 +58,18 @@ static int load(const sy_buf *b, const sy_buf *tok, ts_model **m, ts_error *err)
     return ts_model_load_memory(m, copies[0], b->n, copies[1], tok ? tok->n : 0, err);
 }
 
+/* The synthetic vocabulary (fuzz/synth.h) on a carrier model, loaded; model and tok keep
+ * the bytes for the test's own variations. NULL (reported) if it does not load. */
+static ts_model *load_synthetic(sy_buf *model, sy_buf *tok) {
+    sy_write_carrier(model, SY_VOCAB);
+    sy_write_tokenizer(tok, 1);
+    ts_model *m = NULL;
+    ts_error err;
+    int rc = load(model, tok, &m, &err);
+    CHECK_MSG(rc == TS_OK, "the synthetic vocabulary on a carrier model: %s", err.msg);
+    return rc == TS_OK ? m : NULL;
+}
+
 /* The file must fail to load, with a message holding both `field` and `value`. */
 static void expect_refused(const char *what, const sy_buf *b, const sy_buf *tok, const char *field, const char *value) {
     ts_model *m = NULL;
@@ -182,11 +194,8 @@ static void test_header_fields(void) {
 
 static void test_tokenizers(void) {
     sy_buf model = {0}, tok = {0};
-    sy_write_carrier(&model, SY_VOCAB);
-    sy_write_tokenizer(&tok, 1);
-    ts_model *m = NULL;
+    ts_model *m = load_synthetic(&model, &tok);
     ts_error err;
-    CHECK(load(&model, &tok, &m, &err) == TS_OK);
     ts_model_free(m);
     /* too short to hold the vocabulary at all: refused before allocating for it */
     char vocab[32];
@@ -471,11 +480,9 @@ static void test_session_memory(void) {
 
 static void test_api_arguments(void) {
     sy_buf model = {0}, tok = {0};
-    sy_write_carrier(&model, SY_VOCAB);
-    sy_write_tokenizer(&tok, 1);
-    ts_model *m = NULL;
+    ts_model *m = load_synthetic(&model, &tok);
     ts_error err;
-    CHECK(load(&model, &tok, &m, &err) == TS_OK);
+    if (!m) return;
     int ids[4], n = -1;
     CHECK(ts_encode(m, "Once", 4, 1, ids, -1, &n, &err) == TS_E_ARG && strstr(err.msg, "max_ids = -1"));
     CHECK(ts_encode(m, "Once", 4, 1, NULL, 0, &n, &err) == TS_OK && n == 2); /* counting only: BOS, " Once" */
