@@ -83,17 +83,19 @@ ENUM_NAMES = {
                        TOK_GPT2: "GPT-2 byte-level BPE"},
 }
 
-# (field, struct code) in file order from offset 0; zeros follow up to HEADER_SIZE.
-HEADER_FIELDS = [
-    ("magic", "4s"), ("version", "I"), ("header_size", "I"), ("arch", "I"),
-    ("dim", "i"), ("hidden_dim", "i"), ("n_layers", "i"), ("n_heads", "i"),
-    ("n_kv_heads", "i"), ("head_dim", "i"), ("vocab_size", "i"), ("seq_len", "i"),
-    ("norm_kind", "i"), ("act_kind", "i"), ("pos_kind", "i"), ("flags", "I"),
-    ("weight_type", "i"), ("group_size", "i"), ("rope_theta", "f"), ("norm_eps", "f"),
-    ("tokenizer_kind", "i"), ("bos_id", "i"), ("eos_id", "i"), ("reserved", "i"),
-    ("weights_offset", "Q"), ("weights_size", "Q"),
-    ("tokenizer_offset", "Q"), ("tokenizer_size", "Q"),
+# The header, once: (field, struct code, default) in file order from offset 0; zeros follow
+# up to HEADER_SIZE. HEADER_STRUCT packs it and the Header class is made from it.
+HEADER_LAYOUT = [
+    ("magic", "4s", MAGIC), ("version", "I", VERSION), ("header_size", "I", HEADER_SIZE), ("arch", "I", 0),
+    ("dim", "i", 0), ("hidden_dim", "i", 0), ("n_layers", "i", 0), ("n_heads", "i", 0),
+    ("n_kv_heads", "i", 0), ("head_dim", "i", 0), ("vocab_size", "i", 0), ("seq_len", "i", 0),
+    ("norm_kind", "i", 0), ("act_kind", "i", 0), ("pos_kind", "i", 0), ("flags", "I", 0),
+    ("weight_type", "i", WT_F32), ("group_size", "i", 0), ("rope_theta", "f", 0.0), ("norm_eps", "f", 0.0),
+    ("tokenizer_kind", "i", TOK_NONE), ("bos_id", "i", -1), ("eos_id", "i", -1), ("reserved", "i", 0),
+    ("weights_offset", "Q", 0), ("weights_size", "Q", 0),
+    ("tokenizer_offset", "Q", 0), ("tokenizer_size", "Q", 0),
 ]
+HEADER_FIELDS = [(name, code) for name, code, _ in HEADER_LAYOUT]
 HEADER_STRUCT = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
 MAX_LAYERS = 1024
 MAX_GROUP_SIZE = 4096
@@ -101,35 +103,8 @@ DEFAULT_GROUP_SIZE = 64
 
 
 @dataclasses.dataclass
-class Header:
-    magic: bytes = MAGIC
-    version: int = VERSION
-    header_size: int = HEADER_SIZE
-    arch: int = 0
-    dim: int = 0
-    hidden_dim: int = 0
-    n_layers: int = 0
-    n_heads: int = 0
-    n_kv_heads: int = 0
-    head_dim: int = 0
-    vocab_size: int = 0
-    seq_len: int = 0
-    norm_kind: int = 0
-    act_kind: int = 0
-    pos_kind: int = 0
-    flags: int = 0
-    weight_type: int = WT_F32
-    group_size: int = 0
-    rope_theta: float = 0.0
-    norm_eps: float = 0.0
-    tokenizer_kind: int = TOK_NONE
-    bos_id: int = -1
-    eos_id: int = -1
-    reserved: int = 0
-    weights_offset: int = 0
-    weights_size: int = 0
-    tokenizer_offset: int = 0
-    tokenizer_size: int = 0
+class Header(dataclasses.make_dataclass(
+        "HeaderFields", [(name, type(default), dataclasses.field(default=default)) for name, _, default in HEADER_LAYOUT])):
     layer_window: list = dataclasses.field(default_factory=list)  # at offset HEADER_SIZE
 
     @property
