@@ -1,11 +1,13 @@
 /* fuzz/synth.h -- small synthetic model files and tokenizers, in every layout run.c reads.
  *
- * The fuzz targets, the seed-corpus generator (fuzz/make_corpus.c) and the hostile-input
- * tests build their inputs with these writers, so nothing needs a download and nothing is
- * copied from ../shared. Weights are pseudo-random (a fixed seed gives fixed bytes); they
- * make no sense as a language model, only as a valid file of the right shape.
+ * The project's one C writer of model files. The fuzz targets, the seed-corpus generator
+ * (fuzz/make_corpus.c) and the hostile-input tests build their inputs with it, so nothing
+ * needs a download and nothing is copied from ../shared: weights are pseudo-random (a fixed
+ * seed gives fixed bytes), a valid file of the right shape, no language model. test_all.c
+ * (a reference model's weights) and bench/gen.c (random weights at the published shapes)
+ * write TSMF files through sy_write_tsmf_from, which takes the values from its caller.
  *
- * Include after run.c (it uses ts_ nothing, only libc). All functions are static.
+ * Needs only libc and libm (it uses nothing of run.c). All functions are static.
  */
 #ifndef SYNTH_H
 #define SYNTH_H
