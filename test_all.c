@@ -157,42 +157,17 @@ static float *rng_floats(uint64_t *s, size_t n, float center, float a) {
     return p;
 }
 
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} buf;
-static void buf_put(buf *b, const void *data, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = (unsigned char *)realloc(b->p, b->cap);
-    }
-    if (n) memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
+typedef sy_buf buf; /* fuzz/synth.h's growable byte buffer */
 static void buf_zeros(buf *b, size_t n) {
     static const unsigned char z[64];
-    for (; n > 64; n -= 64) buf_put(b, z, 64);
-    buf_put(b, z, n);
+    for (; n > 64; n -= 64) sy_put(b, z, 64);
+    sy_put(b, z, n);
 }
 static void put_u32_at(unsigned char *p, uint32_t v) {
     p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
 }
-static void put_f32_at(unsigned char *p, float f) {
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    put_u32_at(p, v);
-}
-static void buf_i32(buf *b, int32_t v) {
-    unsigned char t[4];
-    put_u32_at(t, (uint32_t)v);
-    buf_put(b, t, 4);
-}
 static void buf_f32s(buf *b, const float *f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char t[4];
-        put_f32_at(t, f[i]);
-        buf_put(b, t, 4);
-    }
+    for (size_t i = 0; i < n; i++) sy_f32(b, f[i]);
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -201,9 +176,9 @@ static char *read_file(const char *path, size_t *len) {
     buf b = {0};
     char chunk[65536];
     size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) buf_put(&b, chunk, got);
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sy_put(&b, chunk, got);
     fclose(f);
-    buf_put(&b, "", 1); /* NUL-terminated for convenience */
+    sy_put(&b, "", 1); /* NUL-terminated for convenience */
     *len = b.n - 1;
     return (char *)b.p;
 }
@@ -247,10 +222,10 @@ static void run_cmd(const char *cmd, cmd_result *r) {
     if (p) {
         char chunk[4096];
         size_t got;
-        while ((got = fread(chunk, 1, sizeof chunk, p)) > 0) buf_put(&b, chunk, got);
+        while ((got = fread(chunk, 1, sizeof chunk, p)) > 0) sy_put(&b, chunk, got);
     }
     int status = p ? pclose(p) : -1;
-    buf_put(&b, "", 1);
+    sy_put(&b, "", 1);
     r->out = (char *)b.p, r->out_len = b.n - 1;
     r->err = read_file(err_path, &r->err_len);
     if (!r->err) r->err = (char *)calloc(1, 1);
@@ -262,12 +237,12 @@ static void cmd_free(cmd_result *r) { free(r->out), free(r->err); }
 
 /* Appends s to a shell command line, single-quoted. */
 static void shell_quote(buf *b, const char *s) {
-    buf_put(b, " '", 2);
+    sy_put(b, " '", 2);
     for (; *s; s++) {
-        if (*s == '\'') buf_put(b, "'\\''", 4);
-        else buf_put(b, s, 1);
+        if (*s == '\'') sy_put(b, "'\\''", 4);
+        else sy_put(b, s, 1);
     }
-    buf_put(b, "'", 1);
+    sy_put(b, "'", 1);
 }
 
 /* How many lines of text start with prefix. */
@@ -308,7 +283,7 @@ static void utf8_put(buf *b, unsigned cp) {
     else
         u[0] = (unsigned char)(0xF0 | cp >> 18), u[1] = (unsigned char)(0x80 | (cp >> 12 & 63)),
         u[2] = (unsigned char)(0x80 | (cp >> 6 & 63)), u[3] = (unsigned char)(0x80 | (cp & 63)), n = 4;
-    buf_put(b, u, n);
+    sy_put(b, u, n);
 }
 static int json_hex4(const char *p, unsigned *out) {
     *out = 0;
@@ -324,18 +299,18 @@ static const char *json_string(const char *p, char **out, size_t *len) { /* p at
     for (p++; *p != '"'; p++) {
         if (!*p) return free(b.p), NULL;
         if (*p != '\\') {
-            buf_put(&b, p, 1);
+            sy_put(&b, p, 1);
             continue;
         }
         p++;
         unsigned cp, lo;
         switch (*p) {
-        case 'n': buf_put(&b, "\n", 1); break;
-        case 't': buf_put(&b, "\t", 1); break;
-        case 'r': buf_put(&b, "\r", 1); break;
-        case 'b': buf_put(&b, "\b", 1); break;
-        case 'f': buf_put(&b, "\f", 1); break;
-        case '"': case '\\': case '/': buf_put(&b, p, 1); break;
+        case 'n': sy_put(&b, "\n", 1); break;
+        case 't': sy_put(&b, "\t", 1); break;
+        case 'r': sy_put(&b, "\r", 1); break;
+        case 'b': sy_put(&b, "\b", 1); break;
+        case 'f': sy_put(&b, "\f", 1); break;
+        case '"': case '\\': case '/': sy_put(&b, p, 1); break;
         case 'u':
             if (!json_hex4(p + 1, &cp)) return free(b.p), NULL;
             p += 4;
@@ -348,7 +323,7 @@ static const char *json_string(const char *p, char **out, size_t *len) { /* p at
         default: return free(b.p), NULL;
         }
     }
-    buf_put(&b, "", 1);
+    sy_put(&b, "", 1);
     *out = (char *)b.p, *len = b.n - 1;
     return p + 1;
 }
@@ -859,10 +834,9 @@ static buf tsmf_build(const ref_model *r, int type, int gs, const void *tok, siz
     sy_model m = {SY_TSMF, r->dim, r->hidden, r->n_layers, r->n_heads, r->n_kv_heads, r->vocab, r->seq, 0, type, gs,
                   r->gptneo, (const unsigned char *)tok, tok_size, 0, 0};
     sy_header h = {r->head_dim, r->flags, r->window, r->theta, r->eps, r->gptneo ? -1 : 1, r->gptneo ? -1 : 2};
-    sy_buf out = {NULL, 0, 0};
+    buf out = {NULL, 0, 0};
     sy_write_tsmf_from(&out, &m, &h, ref_values, (void *)r);
-    buf b = {out.p, out.n, out.cap};
-    return b;
+    return out;
 }
 
 /* Largest |logit| of a reference, to state loose tolerances relative to it. */
@@ -1266,10 +1240,10 @@ static char *ref_detok(const ref_vocab *v, const int *ids, int n, size_t *len) {
         unsigned hi, lo;
         if (p->len == 6 && sscanf(p->p, "<0x%1X%1X>", &hi, &lo) == 2) {
             unsigned char c = (unsigned char)(hi * 16 + lo);
-            buf_put(&b, &c, 1);
-        } else buf_put(&b, p->p, (size_t)p->len);
+            sy_put(&b, &c, 1);
+        } else sy_put(&b, p->p, (size_t)p->len);
     }
-    buf_put(&b, "", 1);
+    sy_put(&b, "", 1);
     *len = b.n - 1;
     return (char *)b.p;
 }
@@ -1278,7 +1252,7 @@ static char *ref_detok(const ref_vocab *v, const int *ids, int n, size_t *len) {
 static buf legacy_random(int dim, int hidden, int layers, int heads, int kv, int vocab, int seq, uint64_t seed) {
     buf b = {0};
     int32_t hdr[7] = {dim, hidden, layers, heads, kv, vocab, seq};
-    for (int i = 0; i < 7; i++) buf_i32(&b, hdr[i]);
+    for (int i = 0; i < 7; i++) sy_i32(&b, hdr[i]);
     size_t hd = (size_t)dim / heads, L = (size_t)layers, kvd = (size_t)kv * hd;
     size_t count = (size_t)vocab * dim                       /* token embedding */
                    + L * dim                                 /* attention norms */
@@ -1498,7 +1472,7 @@ static buf llama2c_versioned(const legacy *lg, int version, int gs) {
                 int8_t *q = (int8_t *)malloc(n);
                 float *s = (float *)malloc(n / gs * sizeof(float));
                 sy_q8_quantize(w, 1, (int)n, gs, q, s); /* one flat row: groups through the tensor */
-                buf_put(&b, q, n);
+                sy_put(&b, q, n);
                 buf_f32s(&b, s, n / gs);
                 free(q), free(s);
             }
@@ -1509,7 +1483,7 @@ static buf llama2c_versioned(const legacy *lg, int version, int gs) {
 /* Copy of a buffer with a 32-bit field changed. */
 static buf with_i32(const buf *src, size_t offset, int32_t v) {
     buf b = {0};
-    buf_put(&b, src->p, src->n);
+    sy_put(&b, src->p, src->n);
     put_u32_at(b.p + offset, (uint32_t)v);
     return b;
 }
@@ -1611,7 +1585,7 @@ static void test_bad_tsmf(void) {
     /* a misaligned buffer is refused, not read */
     buf shifted = {0};
     buf_zeros(&shifted, 1);
-    buf_put(&shifted, good.p, good.n);
+    sy_put(&shifted, good.p, good.n);
     rc = ts_model_load_memory(&m, shifted.p + 1, good.n, NULL, 0, &err);
     CHECK_MSG(rc != 0, "a model buffer at an odd address was accepted");
     if (rc == 0) ts_model_free(m);
@@ -1626,7 +1600,7 @@ typedef struct {
 } collected;
 static int collect_piece(void *user, int token, const char *piece, size_t len) {
     collected *c = (collected *)user;
-    buf_put(&c->text, piece, len);
+    sy_put(&c->text, piece, len);
     if (c->n < 2048) c->ids[c->n++] = token;
     return 0;
 }
@@ -1639,7 +1613,7 @@ static int generate(const ts_model *m, int max_positions, const char *prompt, fl
     if (rc) return rc;
     ts_generate_opts o = {temperature, topp, seed, steps, NULL};
     rc = ts_generate(s, prompt, &o, collect_piece, out, NULL, err);
-    buf_put(&out->text, "\n", 1);
+    sy_put(&out->text, "\n", 1);
     ts_session_free(s);
     return rc;
 }
@@ -1725,7 +1699,7 @@ static void test_loaders_shared(void) {
     CHECK_LOAD_FAILS(f1.p, f1.n - 4, tok, tok_size, "truncated", "v1 file one float short");
     {
         buf t = {0};
-        buf_put(&t, f1.p, f1.n);
+        sy_put(&t, f1.p, f1.n);
         buf_zeros(&t, 4);
         CHECK_LOAD_FAILS(t.p, t.n, tok, tok_size, "describes", "v1 file with 4 trailing bytes");
         free(t.p);
@@ -1783,7 +1757,7 @@ static void test_loaders_shared(void) {
 
     /* legacy headers that must be refused, the rest of the file intact */
     buf good = {0};
-    buf_put(&good, data, size);
+    sy_put(&good, data, size);
     struct { int field; int32_t value; const char *word, *what; } bad[] = {
         {0, 0, "dim", "dim 0"},
         {0, -64, "dim", "dim -64"},
@@ -1810,7 +1784,7 @@ static void test_loaders_shared(void) {
     /* huge but in-range sizes: products must not overflow, the file is simply too short */
     int32_t huge[7] = {65536, 262144, 1024, 1024, 1024, 4194304, 1048576};
     b = (buf){0};
-    buf_put(&b, data, size);
+    sy_put(&b, data, size);
     for (int i = 0; i < 7; i++) put_u32_at(b.p + 4 * i, (uint32_t)huge[i]);
     CHECK_LOAD_FAILS(b.p, b.n, tok, tok_size, "truncated", "huge dimensions");
     free(b.p);
@@ -1840,22 +1814,22 @@ static void test_loaders_shared(void) {
     CHECK_INT(pos, tok_size);
     CHECK_LOAD_FAILS(data, size, tok, at500, "ends at token 500", "tokenizer of 500 tokens for a vocab of 512");
     buf t = {0};
-    buf_put(&t, tok, tok_size);
+    sy_put(&t, tok, tok_size);
     float zero = 0.0f;
-    buf_put(&t, &zero, 4);
-    buf_i32(&t, 1);
-    buf_put(&t, "x", 1);
+    sy_put(&t, &zero, 4);
+    sy_i32(&t, 1);
+    sy_put(&t, "x", 1);
     CHECK_LOAD_FAILS(data, size, t.p, t.n, "larger vocabulary", "tokenizer of 513 tokens for a vocab of 512");
     free(t.p);
     t = (buf){0};
-    buf_put(&t, tok, tok_size);
+    sy_put(&t, tok, tok_size);
     put_u32_at(t.p + last + 4, 1000);
     CHECK_LOAD_FAILS(data, size, t.p, t.n, "past the end", "last token's length past the end");
     put_u32_at(t.p + last + 4, (uint32_t)-5);
     CHECK_LOAD_FAILS(data, size, t.p, t.n, "length", "negative token length");
     free(t.p);
     t = (buf){0};
-    buf_put(&t, tok, tok_size);
+    sy_put(&t, tok, tok_size);
     put_u32_at(t.p + at10, 0x7fc00000); /* token 10's score */
     CHECK_LOAD_FAILS(data, size, t.p, t.n, "score", "NaN score");
     free(t.p);
@@ -1919,15 +1893,15 @@ static void test_loaders_shared(void) {
 /* "./run MODEL -z TOK" and args, each quoted for the shell; env may prefix it. */
 static char *run_command(const char *env, const char *model, const char *tok, const char *const *args, int n) {
     buf b = {0};
-    if (env) buf_put(&b, env, strlen(env)), buf_put(&b, " ", 1);
-    buf_put(&b, RUN_BINARY, strlen(RUN_BINARY));
+    if (env) sy_put(&b, env, strlen(env)), sy_put(&b, " ", 1);
+    sy_put(&b, RUN_BINARY, strlen(RUN_BINARY));
     shell_quote(&b, model);
     if (tok) {
-        buf_put(&b, " -z", 3);
+        sy_put(&b, " -z", 3);
         shell_quote(&b, tok);
     }
     for (int i = 0; i < n; i++) shell_quote(&b, args[i]);
-    buf_put(&b, "", 1);
+    sy_put(&b, "", 1);
     return (char *)b.p;
 }
 
@@ -2013,8 +1987,8 @@ static void test_end_to_end(void) {
 
         /* command-line errors: non-zero exit, no crash, one "run: " line naming the problem */
         buf long_prompt = {0};
-        for (int i = 0; i < 150; i++) buf_put(&long_prompt, "Once upon a time ", 17);
-        buf_put(&long_prompt, "", 1);
+        for (int i = 0; i < 150; i++) sy_put(&long_prompt, "Once upon a time ", 17);
+        sy_put(&long_prompt, "", 1);
         struct { const char *args[6]; int n; int with_tok; const char *model, *word; } bad[] = {
             {{"-x", "1"}, 2, 1, NULL, "-x"},
             {{"-t"}, 1, 1, NULL, "-t"},
