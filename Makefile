@@ -198,8 +198,7 @@ test-valgrind: run-valgrind
 	echo "test-valgrind: stories260K, 64 steps: clean"
 
 clean:
-	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api examples/hello examples/story examples/heads
-
-	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan test_speed bench/gen \
+	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api \
+	      examples/hello examples/story examples/heads test_speed bench/gen \
 	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log
 	rm -rf fuzz/out

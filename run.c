@@ -2593,7 +2593,7 @@ static int ts_value_sums_lanes(float *out, const float *a, int a_stride, const f
  * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
  * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
  * computed together in the compiler's SIMD lanes, each still summed over i in order, as
- * llama2.c sums it. One (token, head) pair is a unit of work for the threads. */
+ * llama2.c sums it. A unit of work for the threads is a quarter of one token's heads. */
 static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
     const ts_config *c = &s->model->config;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
@@ -2795,8 +2795,7 @@ static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *prob
 
 /* -log p(target) for p = softmax(logits): log(sum exp(l - max)) + max - l[target], in double. */
 static double ts_nll(const float *logits, int n, int target) {
-    float max_val = logits[0];
-    for (int i = 1; i < n; i++) max_val = logits[i] > max_val ? logits[i] : max_val;
+    float max_val = ts_max(logits, n);
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
     return log(sum) + max_val - logits[target];
@@ -3888,7 +3887,6 @@ static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len) 
     *len = n;
     return buf;
 }
-
 
 /* Reads whitespace-separated token ids, each in 0..vocab_size-1, into a malloc'ed array. */
 static int *ts_read_ids(const char *path, int vocab_size, int *n_out, char *msg, size_t msg_len) {
