@@ -17,7 +17,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-api test-speed test-builds test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: all portable test test-c test-api test-speed test-builds test-compile test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -60,7 +60,21 @@ test_speed: tests/test_speed.c run.c
 # kernel checks (fast against plain, exp against libm).
 AVX2    := -O2 -mavx2 -mfma -ffp-contract=off $(OPENMP) $(WARN)
 CLANG_FAST := -O3 -march=native -ffp-contract=off $(WARN)
-test-builds:
+# Every kernel path compiles with -Werror under gcc and clang on every run, whether or not
+# this CPU has it (name=flags,...; aarch64 through the cross compiler and clang's target).
+PATHS_X86   := plain=-DTS_PLAIN_KERNELS avx2=-mavx2,-mfma avx512=-march=x86-64-v4,-mavx512vnni
+PATHS_ARM   := neon=-march=armv8-a neon-dotprod=-march=armv8.2-a+dotprod
+COMPILED    := run.c test_all.c tests/test_speed.c tests/test_api.c
+test-compile:
+	@for p in $(PATHS_X86); do for cc in gcc clang; do command -v $$cc >/dev/null || { echo "test-compile: $$cc SKIPPED (not installed)"; continue; }; \
+	  for f in $(COMPILED); do $$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo "test-compile: $$cc $${p%%=*} $$f FAILED"; exit 1; }; done; \
+	  echo "test-compile: $${p%%=*} with $$cc"; done; done
+	@for p in $(PATHS_ARM); do for cc in aarch64-linux-gnu-gcc "clang --target=aarch64-linux-gnu"; do \
+	  command -v $${cc%% *} >/dev/null && [ -d /usr/aarch64-linux-gnu/include ] || { echo "test-compile: $$cc SKIPPED (install gcc-aarch64-linux-gnu)"; continue; }; \
+	  for f in $(COMPILED); do $$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo "test-compile: $$cc $${p%%=*} $$f FAILED"; exit 1; }; done; \
+	  echo "test-compile: $${p%%=*} with $$cc"; done; done
+
+test-builds: test-compile
 	@if grep -q avx2 /proc/cpuinfo 2>/dev/null; then \
 	  $(CC) $(AVX2) -o run-avx2 run.c -lm && $(CC) $(AVX2) -o test_all-avx2 test_all.c -lm && \
 	  $(CC) $(AVX2) -o test_speed-avx2 tests/test_speed.c -lm || exit 1; \

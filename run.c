@@ -2028,11 +2028,6 @@ TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 TS_INLINE ts_vi ts_vi_zero(void) { return _mm256_setzero_si256(); }
-TS_INLINE int32_t ts_vi_sum(ts_vi v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
-}
 TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) { /* lane r = sum of the lanes of v[r], r < 8 */
     __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));

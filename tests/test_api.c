@@ -82,7 +82,7 @@ static void test_errors_without_model(void) {
     CHECK_ERR(ts_model_load_memory(&m, (char *)garbage + 1, 100, NULL, 0, err), TS_E_ARG); /* misaligned */
     CHECK_ERR(ts_session_new(&s, NULL, 0, err), TS_E_ARG);
     CHECK_ERR(ts_session_new(NULL, NULL, 0, err), TS_E_ARG);
-    int n = 0, ids[4];
+    int n = 0, ids[4] = {0};
     CHECK_ERR(ts_encode(NULL, "a", 1, 1, ids, 4, &n, err), TS_E_ARG);
     CHECK_ERR(ts_forward(NULL, ids, 1, 0, err) ? 0 : e_.code, TS_E_ARG);
     CHECK_ERR(ts_forward_all(NULL, ids, 1, 0, NULL, err), TS_E_ARG);
