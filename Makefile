@@ -1,7 +1,8 @@
 # run.c: TinyStories in one file of C.
 #   make            the fast binary for this machine (./run)
 #   make portable   a plain -O2 build that runs anywhere (./run-portable)
-#   make test       every test: C suite, API tests, exporter tests, end-to-end checks
+#   make test       every test: C suite, API tests, exporter tests, end-to-end checks, the
+#                   other kernel paths (AVX2, clang, aarch64 NEON under qemu-user)
 #   make examples   programs that use run.c as a library (examples/hello, story, heads)
 #   make story      download stories15M + tokenizer if missing, tell a story
 #   make asan       sanitizer builds: ./run-asan and the tests (AddressSanitizer + UBSan)
@@ -17,7 +18,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-api test-speed test-builds test-compile test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: all portable test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -41,7 +42,7 @@ examples/%: examples/%.c run.c
 tests/test_api: tests/test_api.c run.c
 	$(CC) -O2 -g $(OPENMP) -pthread $(WARN) -o $@ tests/test_api.c -lm
 
-test: test-c test-api test-speed test-builds test-py test-harden test-replay test-runs test-asan test-valgrind
+test: test-c test-api test-speed test-builds test-arm test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -88,6 +89,10 @@ test-builds: test-compile
 	  SHARED=$(SHARED) RUN_BINARY=./run-clang ./test_all-clang >test_all-clang.log || { cat test_all-clang.log; exit 1; }; \
 	  tail -1 test_all-clang.log; \
 	else echo "test-builds: clang SKIPPED (not installed)"; fi
+
+# The NEON kernels: cross-built for aarch64, run under qemu-user (tests/arm.sh says what it checks).
+test-arm: run bench/gen
+	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/arm.sh
 
 test-speed: test_speed bench/gen
 	SHARED=$(SHARED) ./test_speed
@@ -214,5 +219,5 @@ test-valgrind: run-valgrind
 clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api \
 	      examples/hello examples/story examples/heads test_speed bench/gen \
-	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log
-	rm -rf fuzz/out
+	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log run-avx2 run-clang
+	rm -rf fuzz/out out-arm

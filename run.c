@@ -48,6 +48,7 @@
 #define TS_HAVE_MMAP 1
 #endif
 #ifdef _OPENMP
+#include <omp.h>
 #define TS_PRAGMA(x) _Pragma(#x)
 #define TS_PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
 /* Threads only when the loop has enough work to pay for starting them (a few microseconds). */
@@ -68,6 +69,24 @@
 #elif !defined(TS_PLAIN_KERNELS) && defined(__AVX2__) && defined(__FMA__)
 #define TS_AVX2 1
 #include <immintrin.h>
+#elif !defined(TS_PLAIN_KERNELS) && defined(__aarch64__) && defined(__ARM_NEON)
+#define TS_NEON 1
+#include <arm_neon.h>
+#endif
+#if defined(TS_AVX512) || defined(TS_AVX2) || defined(TS_NEON)
+#define TS_SIMD 1
+#endif
+/* The kernel path this file was built with, as ./run's statistics name it. */
+#if defined(TS_AVX512)
+#define TS_KERNEL_PATH "avx512"
+#elif defined(TS_AVX2)
+#define TS_KERNEL_PATH "avx2"
+#elif defined(TS_NEON) && defined(__ARM_FEATURE_DOTPROD)
+#define TS_KERNEL_PATH "neon (dotprod)"
+#elif defined(TS_NEON)
+#define TS_KERNEL_PATH "neon"
+#else
+#define TS_KERNEL_PATH "plain"
 #endif
 #if defined(__GNUC__)
 #define TS_INLINE static inline __attribute__((always_inline))
@@ -146,6 +165,9 @@ int  ts_model_load_memory(ts_model **out, const void *data, size_t size,
                           const void *tok_data, size_t tok_size, ts_error *err);
 void ts_model_free(ts_model *m);                     /* NULL is fine; sessions must go first */
 const ts_config *ts_model_config(const ts_model *m); /* sizes, ids of BOS/EOS, ... */
+/* The kernel path this file was compiled with: "avx512", "avx2", "neon", "neon (dotprod)"
+ * or "plain". Every path but "plain" gives the same bits (see "A float dot product's order"). */
+const char *ts_kernel_path(void);
 size_t ts_model_file_size(const ts_model *m);
 
 /* Tokenizer. ts_encode writes at most max_ids ids and sets *n_ids to the full count (if it
@@ -1925,6 +1947,38 @@ static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
  * Each instruction set supplies a few small helpers (load, multiply-add, sum the lanes);
  * the tiles are written once on top of them.
  * ------------------------------------------------------------------------------------ */
+/* Float tile shapes (see ts_tile_float), from the register file and the prefetchers, not
+ * from one machine (measured: README, "Speed"):
+ *  - decoding reads TS_DECODE_ROWS = 1 row at a time with all of its TS_PARTS accumulators
+ *    (independent chains of fused multiply-adds): each thread streams its rows front to
+ *    back, the pattern every hardware prefetcher follows (an AMD Zen 4 streams interleaved
+ *    rows at half speed), and prefetches TS_AHEAD bytes on, past the 4 KB page an Intel
+ *    L2 streamer stops at (+2-4% over no hint here, on a Xeon);
+ *  - prompts: tiles of TS_PROMPT_ROWS rows x TS_PROMPT_TOKENS tokens holding
+ *    TS_PROMPT_PARTS of each output's TS_PARTS vectors at a time: 4 x 3 x 2 = 24 accumulators
+ *    + 4 weights + 1 activation of AVX-512's and NEON's 32 vector registers, 4 x 3 x 1 = 12
+ *    + 4 of AVX2's 16 (each weight loaded serves 3 tokens, each activation 4 rows). */
+#ifndef TS_DECODE_ROWS
+#define TS_DECODE_ROWS 1
+#endif
+#ifndef TS_AHEAD
+#define TS_AHEAD 16384
+#endif
+#ifndef TS_PROMPT_ROWS
+#define TS_PROMPT_ROWS 4
+#endif
+#ifndef TS_PROMPT_TOKENS
+#define TS_PROMPT_TOKENS 3
+#endif
+#ifndef TS_PROMPT_PARTS
+#if defined(TS_AVX2)
+#define TS_PROMPT_PARTS 1
+#else
+#define TS_PROMPT_PARTS 2
+#endif
+#endif
+/* A hint to fetch the line `bytes` after p (in integers: past the end of the weights too). */
+#define TS_PREFETCH(p, bytes) __builtin_prefetch((const void *)((uintptr_t)(p) + (bytes)), 0, 3)
 #if defined(TS_AVX512)
 #define TS_LANES 16                   /* floats per vector */
 #define TS_QCHUNK 64                  /* int8 values per vector */
@@ -2056,39 +2110,151 @@ TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
 }
 TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return (void)x, corr; }
 TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm256_sub_epi32(a, b); }
+#elif defined(TS_NEON)
+#define TS_LANES 4
+#define TS_QCHUNK 16
+typedef float32x4_t ts_vf;
+typedef int32x4_t ts_vi;
+TS_INLINE ts_vf ts_vf_zero(void) { return vdupq_n_f32(0.0f); }
+TS_INLINE ts_vf ts_fma(ts_vf a, ts_vf b, ts_vf acc) { return vfmaq_f32(acc, a, b); } /* one rounding */
+TS_INLINE float ts_vf_sum(ts_vf v) { /* (v0 + v2) + (v1 + v3) */
+    float32x2_t w = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(w, 0) + vget_lane_f32(w, 1);
+}
+TS_INLINE void ts_vf_sum4(const ts_vf *v, float *out) {
+    for (int k = 0; k < 4; k++) out[k] = ts_vf_sum(v[k]);
+}
+TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
+    if (count == TS_LANES) return vld1q_f32(p);
+    float part[TS_LANES] = {0};
+    memcpy(part, p, (size_t)count * 4);
+    return vld1q_f32(part);
+}
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the bits go up 16 places */
+    uint16_t part[TS_LANES] = {0};
+    if (count < TS_LANES) memcpy(part, p, (size_t)count * 2), p = part;
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+TS_INLINE ts_vi ts_vi_zero(void) { return vdupq_n_s32(0); }
+TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) { /* lane r = sum of the lanes of v[r], r < 4 */
+    return vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3]));
+}
+TS_INLINE ts_vf ts_vf_from_vi(ts_vi v) { return vcvtq_f32_s32(v); }
+TS_INLINE ts_vf ts_vf_set1(float v) { return vdupq_n_f32(v); }
+TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return vaddq_f32(a, b); }
+TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return vmulq_f32(a, b); }
+TS_INLINE void ts_store_f32(float *p, ts_vf v) { vst1q_f32(p, v); }
+TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return vld1q_s32(p); }
+TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { /* p[index[l]] */
+    float g[4] = {p[vgetq_lane_s32(index, 0)], p[vgetq_lane_s32(index, 1)], p[vgetq_lane_s32(index, 2)],
+                  p[vgetq_lane_s32(index, 3)]};
+    return vld1q_f32(g);
+}
+/* Q8_0 vectors are 16 int8 values, carried in an int32x4 register. Integer dot products:
+ * with the dot-product extension (Armv8.2 sdot) each int32 lane adds 4 products of signed
+ * bytes; without it, widening multiplies to int16 (|w x| <= 16384) and pairwise adds. */
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    int8_t part[TS_QCHUNK] = {0};
+    if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
+    return vreinterpretq_s32_s8(vld1q_s8(p));
+}
+TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { return ts_load_i8(p, count); }
+TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
+    int8x16_t wb = vreinterpretq_s8_s32(w), xb = vreinterpretq_s8_s32(x);
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, wb, xb);
+#else
+    int16x8_t low = vmull_s8(vget_low_s8(wb), vget_low_s8(xb)), high = vmull_high_s8(wb, xb);
+    return vpadalq_s16(vpadalq_s16(acc, low), high);
+#endif
+}
+TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return (void)x, corr; }
+TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return vsubq_s32(a, b); }
 #endif
 
-#if defined(TS_AVX512) || defined(TS_AVX2)
-/* out (n, rows) at rows i0..i0+NR-1, tokens t0..t0+NT-1 (NR, NT <= 4), f32 or bf16 weights. */
-TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int i0, int t0, int NR, int NT) {
-    int rows = w->rows, cols = w->cols, bf16 = w->type == TS_BF16;
-    ts_vf acc[4][4], wv[4], xv[4];
-    for (int r = 0; r < NR; r++)
-        for (int t = 0; t < NT; t++) acc[r][t] = ts_vf_zero();
-    for (int j = 0; j < cols; j += TS_LANES) {
-        int count = cols - j < TS_LANES ? cols - j : TS_LANES;
-        for (int r = 0; r < NR; r++) {
-            size_t at = (size_t)(i0 + r) * cols + j;
-            _mm_prefetch((const char *)w->data + (at + (size_t)4 * cols) * (bf16 ? 2 : 4), _MM_HINT_T0); /* the next tile's */
-            wv[r] = bf16 ? ts_load_bf16((const uint16_t *)w->data + at, count) : ts_load_f32((const float *)w->data + at, count);
+#if defined(TS_SIMD)
+/* A float dot product's order, the same in every SIMD path (AVX-512, AVX2, NEON), so that a
+ * story is the same on every machine: 32 partial sums, sum l adding w[j] x[j] for
+ * j = l, l + 32, l + 64, ... < cols in that order, each with one fused multiply-add, from 0;
+ * then halves added lane to lane, 32 -> 16 -> 8 -> 4 -> 2 -> 1 (sum l + sum l + 16, ...).
+ * A path with TS_LANES floats per vector keeps the 32 sums in TS_PARTS vectors: the first
+ * halvings add whole vectors (ts_fold), the last ones are ts_vf_sum's tree within one. */
+#define TS_ORDER 32
+#define TS_PARTS (TS_ORDER / TS_LANES) /* 2 AVX-512, 4 AVX2, 8 NEON */
+TS_INLINE ts_vf ts_fold(ts_vf *part) { /* TS_PARTS vectors -> one, for ts_vf_sum */
+    for (int half = TS_PARTS / 2; half >= 1; half /= 2)
+        for (int k = 0; k < half; k++) part[k] = ts_vf_add(part[k], part[k + half]);
+    return part[0];
+}
+
+/* Rows i0..i0+R-1 x tokens t0..t0+T-1 of out (n, rows), f32 or bf16 weights (BF16, a
+ * constant: each case compiles on its own). V of each output's TS_PARTS vectors of partial
+ * sums are held at once, in TS_PARTS / V passes over the rows, so that a tile of many
+ * outputs fits in the registers (R T V accumulators): decoding holds all of them (one row,
+ * V = TS_PARTS independent chains, the row read front to back), prompts one. */
+#define TS_MAX_TILE 4
+TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int i0, int t0, int R, int T, int V, int BF16) {
+    int rows = w->rows, cols = w->cols, full = cols / TS_ORDER * TS_ORDER;
+    const float *wf = (const float *)w->data + (size_t)i0 * cols;
+    const uint16_t *wh = (const uint16_t *)w->data + (size_t)i0 * cols;
+    ts_vf part[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS];
+    for (int p0 = 0; p0 < TS_PARTS; p0 += V) {
+        ts_vf acc[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS], wv[TS_MAX_TILE], xv;
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++)
+                for (int v = 0; v < V; v++) acc[r][t][v] = ts_vf_zero();
+        for (int j = p0 * TS_LANES; j < full; j += TS_ORDER) /* whole groups of 32 */
+            for (int v = 0; v < V; v++) {
+                int at = j + v * TS_LANES;
+                if (T == 1) /* decoding: the row's lines TS_AHEAD bytes on */
+                    for (int r = 0; r < R; r++)
+                        TS_PREFETCH(BF16 ? (const void *)(wh + (size_t)r * cols + at) : (const void *)(wf + (size_t)r * cols + at), TS_AHEAD);
+                for (int r = 0; r < R; r++)
+                    wv[r] = BF16 ? ts_load_bf16(wh + (size_t)r * cols + at, TS_LANES) : ts_load_f32(wf + (size_t)r * cols + at, TS_LANES);
+                for (int t = 0; t < T; t++) {
+                    xv = ts_load_f32(x + (size_t)(t0 + t) * cols + at, TS_LANES);
+                    for (int r = 0; r < R; r++) acc[r][t][v] = ts_fma(wv[r], xv, acc[r][t][v]);
+                }
+            }
+        for (int v = 0; v < V; v++) { /* the last, partial group: vectors with fewer values or none */
+            int at = full + (p0 + v) * TS_LANES, count = cols - at < TS_LANES ? cols - at : TS_LANES;
+            if (count <= 0) continue;
+            for (int r = 0; r < R; r++)
+                wv[r] = BF16 ? ts_load_bf16(wh + (size_t)r * cols + at, count) : ts_load_f32(wf + (size_t)r * cols + at, count);
+            for (int t = 0; t < T; t++) {
+                xv = ts_load_f32(x + (size_t)(t0 + t) * cols + at, count);
+                for (int r = 0; r < R; r++) acc[r][t][v] = ts_fma(wv[r], xv, acc[r][t][v]);
+            }
         }
-        for (int t = 0; t < NT; t++) xv[t] = ts_load_f32(x + (size_t)(t0 + t) * cols + j, count);
-        for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++) acc[r][t] = ts_fma(wv[r], xv[t], acc[r][t]);
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++)
+                for (int v = 0; v < V; v++) part[r][t][p0 + v] = acc[r][t][v];
     }
-    float sum[4][4];
-    if (NT == 4) /* the lanes' sums, four vectors at once where there are four */
-        for (int r = 0; r < NR; r++) ts_vf_sum4(acc[r], sum[r]);
-    else if (NR == 4 && NT == 1) {
-        ts_vf column[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
-        float sums[4];
-        ts_vf_sum4(column, sums);
-        for (int r = 0; r < 4; r++) sum[r][0] = sums[r];
-    } else
-        for (int r = 0; r < NR; r++)
-            for (int t = 0; t < NT; t++) sum[r][t] = ts_vf_sum(acc[r][t]);
-    for (int r = 0; r < NR; r++)
-        for (int t = 0; t < NT; t++) out[(size_t)(t0 + t) * rows + i0 + r] = sum[r][t];
+    ts_vf folded[TS_MAX_TILE * TS_MAX_TILE];
+    float sum[TS_MAX_TILE * TS_MAX_TILE];
+    int k = 0, count = R * T;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) folded[r * T + t] = ts_fold(part[r][t]);
+    for (; k + 4 <= count; k += 4) ts_vf_sum4(folded + k, sum + k); /* four trees at once */
+    for (; k < count; k++) sum[k] = ts_vf_sum(folded[k]);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) out[(size_t)(t0 + t) * rows + i0 + r] = sum[r * T + t];
+}
+
+/* All tokens of rows i0..i0+R-1 (R constant), in tiles of TS_PROMPT_TOKENS tokens and the rest. */
+TS_INLINE void ts_rows_float(float *out, const ts_matrix *w, const float *x, int i0, int R, int n, int BF16) {
+    if (n == 1) {
+        ts_tile_float(out, w, x, i0, 0, R, 1, TS_PARTS, BF16);
+        return;
+    }
+    int t = 0;
+    for (; t + TS_PROMPT_TOKENS <= n; t += TS_PROMPT_TOKENS) ts_tile_float(out, w, x, i0, t, R, TS_PROMPT_TOKENS, TS_PROMPT_PARTS, BF16);
+    switch (n - t) { /* constant shapes: their loops unroll and the accumulators stay in registers */
+    case 3: ts_tile_float(out, w, x, i0, t, R, 3, TS_PROMPT_PARTS, BF16); break;
+    case 2: ts_tile_float(out, w, x, i0, t, R, 2, TS_PROMPT_PARTS, BF16); break;
+    case 1: ts_tile_float(out, w, x, i0, t, R, 1, TS_PROMPT_PARTS, BF16); break;
+    default: break;
+    }
 }
 
 /* A Q8_0 tile: R rows x T tokens with R T = TS_LANES (TS_LANES x 1 when decoding, 4 x 4 or
@@ -2124,7 +2290,7 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
                 corr[t] = ts_qcorrect(corr[t], xv[t]);
             }
             for (int r = 0; r < R; r++) {
-                _mm_prefetch((const char *)(wrow[r] + (size_t)R * cols + k), _MM_HINT_T0); /* the next tile's */
+                TS_PREFETCH(wrow[r] + k, (size_t)R * cols); /* the next tile's: its rows are interleaved */
                 ts_vi wv = ts_load_qw(wrow[r] + k, count);
                 for (int t = 0; t < T; t++) acc[r * T + t] = ts_qdot(acc[r * T + t], wv, xv[t]);
             }
@@ -2238,9 +2404,10 @@ TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t 
  * ts_q8_packed_bytes(n, cols, group size) (or is NULL: then no prompt path of its own). */
 static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, void *packed,
                            int n) {
-    /* Tiles of 4 rows; Q8_0 tiles of R rows x T tokens (see ts_tile_q8), or for prompts on
+    /* Float tiles of TS_DECODE_ROWS or TS_PROMPT_ROWS rows; Q8_0 tiles of R rows x T tokens (see ts_tile_q8), or for prompts on
      * AVX-512 of TS_TOKEN_TILE_ROWS rows x 32 tokens (ts_tile_q8_tokens) */
-    int q8 = p[0].w->type == TS_Q8_0, T = q8 && n >= TS_LANES / 4 ? TS_LANES / 4 : 1, R = q8 ? TS_LANES / T : 4;
+    int q8 = p[0].w->type == TS_Q8_0, T = q8 && n >= TS_LANES / 4 ? TS_LANES / 4 : 1;
+    int R = q8 ? TS_LANES / T : n == 1 ? TS_DECODE_ROWS : TS_PROMPT_ROWS;
 #if defined(TS_AVX512)
     int tokens_in_lanes = 0;
     const ts_matrix *w0 = p[0].w;
@@ -2287,15 +2454,15 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
                 if (T == 1) ts_tile_q8(out, w, xq, xs, i0, t, TS_LANES, 1, nr, 1);
                 else ts_tile_q8(out, w, xq, xs, i0, t, 4, TS_LANES / 4, nr, n - t < T ? n - t : T);
             }
-        } else if (i0 + 4 <= rows) {
-            int t = 0;
-            for (; t + 4 <= n; t += 4) ts_tile_float(out, w, x, i0, t, 4, 4);
-            for (; t < n; t++) ts_tile_float(out, w, x, i0, t, 4, 1);
+        } else if (i0 + height <= rows) {
+            if (n == 1 && w->type == TS_BF16) ts_rows_float(out, w, x, i0, TS_DECODE_ROWS, 1, 1);
+            else if (n == 1) ts_rows_float(out, w, x, i0, TS_DECODE_ROWS, 1, 0);
+            else if (w->type == TS_BF16) ts_rows_float(out, w, x, i0, TS_PROMPT_ROWS, n, 1);
+            else ts_rows_float(out, w, x, i0, TS_PROMPT_ROWS, n, 0);
         } else /* the last rows, one at a time */
             for (int i = i0; i < rows; i++) {
-                int t = 0;
-                for (; t + 4 <= n; t += 4) ts_tile_float(out, w, x, i, t, 1, 4);
-                for (; t < n; t++) ts_tile_float(out, w, x, i, t, 1, 1);
+                if (w->type == TS_BF16) ts_rows_float(out, w, x, i, 1, n, 1);
+                else ts_rows_float(out, w, x, i, 1, n, 0);
             }
     }
 }
@@ -2307,7 +2474,7 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
 static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
     const ts_matrix *w = p[0].w;
     if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
-#if defined(TS_AVX512) || defined(TS_AVX2)
+#if defined(TS_SIMD)
     ts_matmul_fast(p, count, x, s->xq, s->xq_scale, s->xq_packed, n);
 #else
     for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
@@ -2641,8 +2808,21 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
     }
 }
 
-static float ts_gelu(float x) { /* GELU, tanh approximation ("gelu_new") */
-    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+/* GELU, tanh form ("gelu_new"): 0.5 x (1 + tanh(u)) with u = sqrt(2 / pi) (x + 0.044715 x^3),
+ * in place over h (count). Computed as x / (1 + exp(-2u)), the same function (1 + tanh u =
+ * 2 / (1 + exp(-2u))), so that its one libm call is expf: glibc's tanhf gives other bits on
+ * aarch64 than on x86-64, its expf the same, and a story must not depend on the machine. */
+static void ts_gelu(float *h, size_t count) {
+    float e[256];
+    for (size_t at = 0; at < count; at += 256) {
+        size_t len = count - at < 256 ? count - at : 256;
+        for (size_t i = 0; i < len; i++) {
+            float x = h[at + i];
+            e[i] = -1.5957691216057308f * (x + 0.044715f * x * x * x); /* -2u */
+        }
+        ts_exp(e, len);
+        for (size_t i = 0; i < len; i++) h[at + i] = h[at + i] / (1.0f + e[i]);
+    }
 }
 /* SwiGLU's gate: hb = silu(hb) * hb2 with silu(x) = x * (1 / (1 + exp(-x))), as llama2.c,
  * the exponentials a chunk at a time. hb, hb2 (count). */
@@ -2705,8 +2885,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
         for (int t = 0; t < n; t++) {
             float *ht = s->hb + (size_t)t * hid;
             if (c->act_kind == TS_ACT_SWIGLU) ts_swiglu(ht, s->hb2 + (size_t)t * hid, (size_t)hid);
-            else
-                for (int i = 0; i < hid; i++) ht[i] = ts_gelu(ht[i]);
+            else ts_gelu(ht, (size_t)hid);
         }
         ts_matmul(s, s->xb2, s->hb, &ly->w2, n);
         ts_add_bias(s->xb2, ly->b2, n, dim);
@@ -2918,6 +3097,7 @@ void ts_model_free(ts_model *m) {
 }
 
 const ts_config *ts_model_config(const ts_model *m) { return m ? &m->config : NULL; }
+const char *ts_kernel_path(void) { return TS_KERNEL_PATH; }
 size_t ts_model_file_size(const ts_model *m) { return m ? m->file_size : 0; }
 
 int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int *ids, int max_ids, int *n_ids, ts_error *err) {
@@ -3765,6 +3945,11 @@ static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long s
                     st.prompt_tokens, st.prompt_seconds, st.prompt_seconds > 0 ? st.prompt_tokens / st.prompt_seconds : 0.0,
                     st.generated_tokens, st.generate_seconds,
                     st.generate_seconds > 0 ? st.generated_tokens / st.generate_seconds : 0.0);
+            int threads = 1;
+#ifdef _OPENMP
+            threads = omp_get_max_threads();
+#endif
+            fprintf(stderr, "kernels: %s, threads: %d\n", ts_kernel_path(), threads);
         }
         if (a->viz_path) rc = ts_viz_write(&viz, s, st.positions, a, seed);
     }

@@ -548,12 +548,15 @@ static void test_norms_softmax_activations(void) {
 
     /* GELU (tanh form) and SiLU against their formulas */
     double gerr = 0, serr = 0;
-    float gate[48], up[48]; /* SwiGLU: silu(gate) * up, with up = 1 or 2 */
+    float gate[48], up[48], gelu[48]; /* SwiGLU: silu(gate) * up, with up = 1 or 2 */
     int n_gate = 0;
-    for (double v = -8.0; v <= 8.0; v += 0.37) {
-        double g = 0.5 * v * (1 + tanh(sqrt(2 / TEST_PI) * (v + 0.044715 * v * v * v)));
-        gerr = fmax(gerr, fabs(ts_gelu((float)v) - g) / (1 + fabs(g)));
-        gate[n_gate] = (float)v, up[n_gate++] = 1.0f;
+    for (double v = -8.0; v <= 8.0; v += 0.37) gelu[n_gate] = gate[n_gate] = (float)v, up[n_gate++] = 1.0f;
+    int n_gelu = n_gate;
+    gelu[n_gelu] = 0.0f, gelu[n_gelu + 1] = 20.0f, gelu[n_gelu + 2] = -20.0f, gelu[n_gelu + 3] = -100.0f;
+    ts_gelu(gelu, (size_t)n_gelu + 4);
+    for (int i = 0; i < n_gelu; i++) {
+        double v = -8.0 + 0.37 * i, g = 0.5 * v * (1 + tanh(sqrt(2 / TEST_PI) * (v + 0.044715 * v * v * v)));
+        gerr = fmax(gerr, fabs(gelu[i] - g) / (1 + fabs(g)));
     }
     gate[n_gate] = -100.0f, up[n_gate++] = 1.0f; /* no NaN from exp overflow */
     gate[n_gate] = 100.0f, up[n_gate++] = 2.0f;
@@ -564,9 +567,10 @@ static void test_norms_softmax_activations(void) {
     }
     CHECK_LE(gerr, 1e-6);
     CHECK_LE(serr, 1e-6);
-    CHECK_NEAR(ts_gelu(0.0f), 0.0, 0.0);
-    CHECK_NEAR(ts_gelu(20.0f), 20.0, 1e-5);
-    CHECK_NEAR(ts_gelu(-20.0f), 0.0, 1e-5);
+    CHECK_NEAR(gelu[n_gelu], 0.0, 0.0);
+    CHECK_NEAR(gelu[n_gelu + 1], 20.0, 1e-5);
+    CHECK_NEAR(gelu[n_gelu + 2], 0.0, 1e-5);
+    CHECK_NEAR(gelu[n_gelu + 3], 0.0, 0.0); /* no NaN from exp overflow */
     CHECK_NEAR(gate[n_gate - 2], 0.0, 1e-6);
     CHECK_NEAR(gate[n_gate - 1], 200.0, 2e-4);
     free(x), free(w), free(b);

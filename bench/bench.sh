@@ -197,10 +197,11 @@ for th in $THREADS; do
 done
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 2 2>&1 >/dev/null | sed -n 's/^kernels: \(.*\), threads.*/\1/p')
 {
   echo "# run.c benchmark"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, $($CC --version | head -1)."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $cpu, $(nproc) cores, kernel path: **${kernels:-?}**, $($CC --version | head -1)."
   echo "Command: \`make bench\` (fast: \`$CC $CFLAGS\`; baseline: \`$CC $BASELINE_CFLAGS -DTS_PLAIN_KERNELS -DTS_BATCH=1\`: run.c's"
   echo "plain loops, one token at a time, i.e. llama2.c's algorithm; llama2.c flags: the same plain loops built"
   echo "with \`$LLAMA2C_CFLAGS\`, as llama2.c's runomp is). Random weights at the TinyStories shapes"

@@ -16,7 +16,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.environ.get("SHARED", os.path.join(ROOT, "..", "shared")))
-RUN = os.path.join(ROOT, "run")
+RUN = os.environ.get("RUN_BINARY") or os.path.join(ROOT, "run")  # $RUN_BINARY: another build (an aarch64 one under qemu)
 EXPORT = os.path.join(ROOT, "export.py")
 TOLERANCE = 1e-4  # absolute, on logits, float32 against transformers' float32
 
@@ -42,6 +42,26 @@ def run(*args, check=True):
     if check and r.returncode != 0:
         raise AssertionError(f"run {' '.join(args)} failed ({r.returncode}): {r.stderr.decode()}")
     return r
+
+
+def expected_kernels():
+    """The kernel path ./run names: $EXPECT_KERNELS for another build, else the one that
+    -march=native picks on this CPU (run.c's dispatch at its top)."""
+    if os.environ.get("EXPECT_KERNELS"):
+        return os.environ["EXPECT_KERNELS"]
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= flags:
+        return "avx512"
+    if {"avx2", "fma"} <= flags:
+        return "avx2"
+    if "asimd" in flags:
+        return "neon (dotprod)" if "asimddp" in flags else "neon"
+    return "plain"
 
 
 def logits_for(model, ids, vocab, tmp):
@@ -155,6 +175,9 @@ class GPT2Tokenizer(unittest.TestCase):
         r = run(self.model, "-i", prompt, "-t", "0", "-n", str(steps))
         self.assertEqual(r.stdout, self.decode(ref["greedy_prompt"] + ref["greedy_output"]) + b"\n")
         self.assertIn(b"achieved tok/s:", r.stderr)
+        kernels = re.search(rb"^kernels: (.+), threads: (\d+)$", r.stderr, re.M)
+        self.assertIsNotNone(kernels, r.stderr)
+        self.assertEqual(kernels.group(1).decode(), expected_kernels())
 
     def test_full_context_run(self):
         """-n 0 runs all 2048 positions (past the 256 local window) without error."""
