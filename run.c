@@ -217,7 +217,8 @@ int  ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *opts
  * model's seq_len for a full session), each run from position 0 with an empty cache; every
  * token of a chunk but its first is predicted from those before it. Sets the token count
  * and the mean negative log-likelihood of the predicted tokens in nats (perplexity =
- * exp(mean_nll)). progress (may be NULL) is called after each chunk. */
+ * exp(mean_nll)). progress (may be NULL) is called after each chunk. A text with no token
+ * to predict (empty: BOS alone) is an error (TS_E_ARG), not a perplexity of 1. */
 int  ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens,
                    double *mean_nll, void (*progress)(void *user, long done, long total),
                    void *user, ts_error *err);
@@ -689,7 +690,9 @@ static int ts_map_file(const char *path, const unsigned char **data, size_t *siz
     *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
 #ifdef TS_HAVE_MMAP
     struct stat st; /* a FIFO would block, a device has no size: only plain files */
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return ts_fail(err, TS_E_IO, "%s is not a regular file", path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ts_fail(err, TS_E_IO, "%s is not a regular file (a pipe, a device or a folder): it is memory-mapped, so it must "
+                       "be a file on disk (save a pipe's output to a file first)", path);
 #endif
     FILE *f = fopen(path, "rb");
     if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
@@ -2978,6 +2981,10 @@ static double ts_nll(const float *logits, int n, int target) {
 static int ts_sample_logits(ts_session *s, float *logits, float temperature, float topp) {
     int n = s->model->config.vocab_size;
     if (temperature == 0.0f) return ts_argmax(logits, n);
+    /* A temperature so small that logit / temperature overflows (1e-38 and below) would make
+     * the softmax inf - inf = NaN. As the temperature goes to 0 the distribution puts all its
+     * mass on the most likely token: greedy's choice, which is what it samples then. */
+    if (!isfinite(ts_max(logits, n) / temperature)) return ts_argmax(logits, n);
     for (int i = 0; i < n; i++) logits[i] /= temperature;
     ts_softmax(logits, n);
     float coin = ts_random_f32(&s->rng_state);
@@ -3317,7 +3324,7 @@ void ts_seed(ts_session *s, unsigned long long seed) {
 
 static int ts_check_sampling(float temperature, float topp, ts_error *err) {
     if (!(temperature >= 0.0f) || !isfinite(temperature))
-        return ts_fail(err, TS_E_ARG, "temperature %g must be a number >= 0", (double)temperature);
+        return ts_fail(err, TS_E_ARG, "temperature %g must be a finite number >= 0", (double)temperature);
     if (!(topp >= 0.0f && topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)topp);
     return TS_OK;
 }
@@ -3447,8 +3454,11 @@ int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, d
     free(ids);
     free(logits);
     if (rc) return rc;
+    if (predicted == 0) /* a mean over no token: not a perplexity of 1 */
+        return ts_fail(err, TS_E_ARG, "the text is %d token%s: there is no token to predict, so no perplexity", n,
+                       n == 1 ? "" : "s");
     *n_tokens = n;
-    *mean_nll = predicted > 0 ? nll / (double)predicted : 0.0;
+    *mean_nll = nll / (double)predicted;
     return TS_OK;
 }
 
@@ -3519,17 +3529,17 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
         long long v;
         if (!strcmp(flag, "-t")) {
             if (!ts_parse_float(val, &a->temperature) || a->temperature < 0.0f)
-                return snprintf(msg, msg_len, "bad temperature '%s' for -t: must be a number >= 0", val), 1;
+                return snprintf(msg, msg_len, "bad temperature '%s' for -t: must be a finite number >= 0", val), 1;
         } else if (!strcmp(flag, "-p")) {
             if (!ts_parse_float(val, &a->topp) || a->topp < 0.0f || a->topp > 1.0f)
                 return snprintf(msg, msg_len, "bad top-p '%s' for -p: must be a number in [0, 1]", val), 1;
         } else if (!strcmp(flag, "-s")) {
             if (!ts_parse_long(val, 0, LLONG_MAX, &v))
-                return snprintf(msg, msg_len, "bad seed '%s' for -s: must be a whole number >= 0", val), 1;
+                return snprintf(msg, msg_len, "bad seed '%s' for -s: must be a whole number in [0, %lld]", val, LLONG_MAX), 1;
             a->seed = v;
         } else if (!strcmp(flag, "-n")) {
             if (!ts_parse_long(val, 0, INT_MAX, &v))
-                return snprintf(msg, msg_len, "bad step count '%s' for -n: must be a whole number >= 0", val), 1;
+                return snprintf(msg, msg_len, "bad step count '%s' for -n: must be a whole number in [0, %d]", val, INT_MAX), 1;
             a->steps = (int)v;
         } else if (!strcmp(flag, "-i")) a->prompt = val;
         else if (!strcmp(flag, "-z")) a->tokenizer = val;
@@ -3553,6 +3563,24 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
     return 0;
 }
 
+/* Whether path can be written (created, or opened for writing if it exists), checked
+ * without changing it: 0, or non-zero with a message. */
+static int ts_check_writable(const char *path, char *msg, size_t msg_len) {
+#ifdef TS_HAVE_MMAP
+    struct stat st;
+    if (stat(path, &st) == 0) { /* an existing file (or a device such as /dev/null) */
+        if (S_ISDIR(st.st_mode)) return snprintf(msg, msg_len, "cannot write %s: it is a folder", path), 1;
+        if (access(path, W_OK) != 0) return snprintf(msg, msg_len, "cannot write %s: %s", path, strerror(errno)), 1;
+        return 0;
+    }
+#endif
+    FILE *f = fopen(path, "wb"); /* a new file: made, then taken away again */
+    if (!f) return snprintf(msg, msg_len, "cannot write %s: %s", path, strerror(errno)), 1;
+    fclose(f);
+    remove(path);
+    return 0;
+}
+
 static int ts_die(const char *what) {
     fprintf(stderr, "run: %s\n", what);
     return 1;
@@ -3564,12 +3592,21 @@ static int ts_open_session(const ts_model *m, int positions, ts_session **s) {
     return ts_session_new(s, m, positions, &err) ? ts_die(err.msg) : 0;
 }
 
-/* llama2.c prints each piece as it comes. */
+/* llama2.c prints each piece as it comes. A failed write stops the generation (non-zero);
+ * the caller then reports it with ts_stdout_failed. */
 static int ts_print_piece(void *user, int token, const char *piece, size_t len) {
     (void)user, (void)token;
-    fwrite(piece, 1, len, stdout);
-    fflush(stdout);
-    return 0;
+    return fwrite(piece, 1, len, stdout) < len || fflush(stdout) != 0;
+}
+
+/* Whether writing standard output failed (a full disk, a closed descriptor, a pipe whose
+ * reader has gone while SIGPIPE is ignored; with SIGPIPE's default action the process has
+ * ended quietly by then, as any tool's does): if so, one message naming the error. */
+static int ts_stdout_failed(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "run: cannot write to standard output: %s\n", errno ? strerror(errno) : "write error");
+    return 1;
 }
 
 /* ---- Looking inside: token text for people, -m inspect, --viz -------------------- */
@@ -3691,6 +3728,7 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
             printf("  \"%s\" %.4f", text, prob[j]);
         }
         printf("\n");
+        if (ferror(stdout)) break; /* main says why */
     }
     free(ids), free(logits);
     ts_session_free(s);
@@ -3936,7 +3974,9 @@ static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long s
     else if (ts_generate(s, a->prompt, &o, a->viz_path ? ts_viz_piece : ts_print_piece, &viz, &st, &err)) rc = ts_die(err.msg);
     if (rc == 0) {
         printf("\n");
-        fflush(stdout);
+        rc = ts_stdout_failed();
+    }
+    if (rc == 0) {
         if (st.positions > 1) {
             /* llama2.c's line: positions after the first, per second of wall time */
             double secs = st.prompt_seconds + st.generate_seconds;
@@ -4000,14 +4040,14 @@ static int ts_run_chat(ts_session *s, const ts_args *a, unsigned long long seed)
         if (user_idx >= n_ids && next != eos) {
             size_t len;
             const char *piece = ts_decode(m, token, next, &len);
-            ts_print_piece(NULL, next, piece, len);
+            if (ts_print_piece(NULL, next, piece, len)) break;
         }
         if (next == eos) printf("\n");
     }
     printf("\n");
     free(ids);
     if (err.msg[0]) return ts_die(err.msg);
-    return 0;
+    return ts_stdout_failed();
 }
 
 static char *ts_slurp(const char *path, size_t *len, char *msg, size_t msg_len);
@@ -4207,11 +4247,15 @@ int main(int argc, char **argv) {
         ts_usage(stdout);
         return 0;
     }
-    if (ts_parse_args(argc, argv, &a, msg, sizeof msg)) {
-        fprintf(stderr, "run: %s\n", msg);
-        ts_usage(stderr);
+    if (ts_parse_args(argc, argv, &a, msg, sizeof msg)) { /* the error is the last line, for scripts and logs */
+        if (argc < 2) ts_usage(stderr);
+        fprintf(stderr, "run: %s (run -h for help)\n", msg);
         return 1;
     }
+    /* output files are checked before any work, not found unwritable after a long run */
+    const char *outputs[] = {a.viz_path, a.out_path};
+    for (int i = 0; i < 2; i++)
+        if (outputs[i] && ts_check_writable(outputs[i], msg, sizeof msg)) return ts_die(msg);
     /* the tokenizer: -z, else the model's own, else tokenizer.bin (llama2.c's default) */
     ts_model *m;
     ts_error err = {0, ""};
@@ -4236,6 +4280,7 @@ int main(int argc, char **argv) {
         ts_session_free(s);
     }
     ts_model_free(m);
+    if (rc == 0) rc = ts_stdout_failed(); /* every mode's output reached its reader */
     return rc;
 }
 #endif /* RUN_NO_MAIN */

@@ -197,7 +197,7 @@ for th in $THREADS; do
 done
 
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 2 2>&1 >/dev/null | sed -n 's/^kernels: \(.*\), threads.*/\1/p')
+kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 8 -i "Once upon a time" 2>&1 >/dev/null | sed -n 's/^kernels: \(.*\), threads.*/\1/p')
 {
   echo "# run.c benchmark"
   echo

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     argv[argc] = NULL;
     ts_args a;
     char msg[512] = "";
-    if (ts_parse_args(argc, argv, &a, msg, sizeof msg)) FUZZ_CHECK(msg[0] != '\0');
+    if (ts_parse_args(argc, argv, &a, msg, sizeof msg)) /* one line: main prints it last, after "run: " */
+        FUZZ_CHECK(msg[0] != '\0' && strchr(msg, '\n') == NULL);
     else {
         FUZZ_CHECK(a.checkpoint != NULL && a.mode != NULL);
         FUZZ_CHECK(isfinite(a.temperature) && a.temperature >= 0.0f);

@@ -112,6 +112,11 @@ int main(void) {
     save("args", "ppl", args3, sizeof args3 - 1);
     save("args", "chat", args4, sizeof args4 - 1);
     save("args", "tokenize", args5, sizeof args5 - 1);
+    /* the edges of issue 18: the smallest temperatures, the bounds, output paths */
+    static const char args7[] = "m.bin\0-t\0" "1e-45\0-n\0" "2147483647\0--viz\0/nonexistent/x.html";
+    static const char args8[] = "m.bin\0-t\0" "1e39\0-n\0" "2147483648\0-t\0inf\0-h";
+    save("args", "edges", args7, sizeof args7 - 1);
+    save("args", "bounds", args8, sizeof args8 - 1);
     static const char args6[] = "m.bin\0-m\0decode\0--ids\0ids.txt";
     save("args", "decode", args6, sizeof args6 - 1);
     free(tok.p), free(tok_nobytes.p), free(gpt2.p);

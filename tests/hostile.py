@@ -13,6 +13,7 @@ Standard library only.
 """
 import concurrent.futures
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -25,36 +26,76 @@ TIMEOUT = 60  # seconds per run; a sanitizer build takes well under 5
 SANITIZER_MARKS = (b"AddressSanitizer", b"LeakSanitizer", b"UndefinedBehaviorSanitizer", b"runtime error:",
                    b"MemorySanitizer", b"ThreadSanitizer")
 
-OK, ERROR, ANY = "exit 0", "an error", "either"
+OK, ERROR, ANY, QUIET_SIGPIPE = "exit 0", "an error", "either", "ended by SIGPIPE, quietly"
 
 
 class Case:
-    def __init__(self, name, args, expect=ANY, stdin=b""):
+    """stdout: None (captured), "full" (/dev/full), "closed" (no descriptor 1), "pipe" or
+    "pipe, SIGPIPE ignored" (a pipe whose reader takes 10 bytes and leaves). message: a
+    text the error message must hold. no_output: nothing may reach stdout (the error is
+    found before any work)."""
+
+    def __init__(self, name, args, expect=ANY, stdin=b"", stdout=None, message=None, no_output=False):
         self.name, self.args, self.expect, self.stdin = name, args, expect, stdin
+        self.stdout, self.message, self.no_output = stdout, message, no_output
+
+
+def run_case(run, case, cwd, env):
+    """(returncode, stdout, stderr) of one run, stdout as the case asks."""
+    cmd = [run] + case.args
+    if case.stdout is None:
+        r = subprocess.run(cmd, input=case.stdin, capture_output=True, timeout=TIMEOUT, cwd=cwd, env=env)
+        return r.returncode, r.stdout, r.stderr
+    if case.stdout in ("full", "closed"):
+        with open("/dev/full", "wb") as full:
+            r = subprocess.run(cmd, input=case.stdin, stdout=full, stderr=subprocess.PIPE, timeout=TIMEOUT, cwd=cwd,
+                               env=env, preexec_fn=(lambda: os.close(1)) if case.stdout == "closed" else None)
+        return r.returncode, b"", r.stderr
+    ignore = case.stdout == "pipe, SIGPIPE ignored"
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env,
+                         preexec_fn=(lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN)) if ignore else None)
+    head = p.stdout.read(10)  # as `| head -c 10`
+    p.stdout.close()
+    try:
+        err = p.stderr.read()
+        p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    return p.returncode, head, err
 
 
 def check(run, case, cwd):
     """None if the run behaved, else what went wrong."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     try:
-        r = subprocess.run([run] + case.args, input=case.stdin, capture_output=True, timeout=TIMEOUT, cwd=cwd, env=env)
+        returncode, out, err = run_case(run, case, cwd, env)
     except subprocess.TimeoutExpired:
         return f"hung (no exit within {TIMEOUT} s)"
-    err = r.stderr
+    r = subprocess.CompletedProcess(case.args, returncode, out, err)
     for mark in SANITIZER_MARKS:
         if mark in err:
             at = err.index(mark)
             return "sanitizer report: " + err[max(0, at - 200):at + 600].decode(errors="replace")
+    if case.expect == QUIET_SIGPIPE:
+        if r.returncode != -signal.SIGPIPE or err:
+            return f"expected a quiet end by SIGPIPE, got exit {r.returncode}, stderr {err[:300]!r}"
+        return None
     if r.returncode < 0:
         return f"killed by signal {-r.returncode}"
     if case.expect == OK and r.returncode != 0:
         return f"expected exit 0, got {r.returncode}: {err[:300].decode(errors='replace')}"
     if case.expect == ERROR and r.returncode == 0:
         return "expected an error, got exit 0"
-    if r.returncode != 0 and not err.startswith(b"run: "):
-        return f"exit {r.returncode} without a 'run: ' message: {err[:300]!r}"
-    if r.returncode != 0 and err.count(b"\n") == 0:
-        return f"message not ended by a newline: {err[:300]!r}"
+    lines = err.split(b"\n")
+    if r.returncode != 0 and not (len(lines) >= 2 and lines[-1] == b"" and lines[-2].startswith(b"run: ")):
+        return f"exit {r.returncode}, but the last line of stderr is not a 'run: ' message ended by a newline: {err[-300:]!r}"
+    if r.returncode != 0 and sum(line.startswith(b"run: ") for line in lines) != 1:
+        return f"exit {r.returncode} with more than one 'run: ' line: {err[-300:]!r}"
+    if case.message and case.message.encode() not in err:
+        return f"the message does not say {case.message!r}: {err[-300:]!r}"
+    if case.no_output and r.stdout:
+        return f"wrote {len(r.stdout)} bytes to stdout before failing: the check comes after the work"
     return None
 
 
@@ -228,7 +269,7 @@ def main():
             ("chat, stdin closed", ["-m", "chat", "-n", "16"], OK),
             ("chat with prompts", ["-m", "chat", "-y", "be brief", "-i", "hello", "-n", "32"], OK),
             ("ppl", ["-m", "ppl", "-f", text_path], OK),
-            ("ppl of an empty file", ["-m", "ppl", "-f", empty], OK),
+            ("ppl of an empty file", ["-m", "ppl", "-f", empty], ERROR),
             ("logits", ["-m", "logits", "--ids", ids_path, "--out", out_path], OK),
             ("-n -1", ["-n", "-1"], ERROR),
             ("-n 1e3", ["-n", "1e3"], ERROR),
@@ -265,6 +306,37 @@ def main():
         ]
         for name, args, expect in flag_cases:
             cases.append(Case(name, model + args, expect))
+        # what the messages say: the real bounds, why, and before any work
+        said = [
+            ("-n 2147483648", ["-n", "2147483648"], "[0, 2147483647]"),
+            ("-t 1e39 (finite)", ["-t", "1e39"], "finite number >= 0"),
+            ("-t inf (finite)", ["-t", "inf"], "finite number >= 0"),
+            ("ppl of nothing", ["-m", "ppl", "-f", empty], "no token to predict"),
+            ("unknown option, the hint before", ["--bogus", "1"], "unknown option '--bogus' (run -h for help)"),
+        ]
+        for name, args, message in said:
+            cases.append(Case(name, model + args, ERROR, message=message))
+        no_dir = os.path.join(tmp, "nonexistent", "x.html")
+        cases.append(Case("--viz unwritable, found first", model + ["--viz", no_dir, "-n", "0", "-i", "Once"], ERROR,
+                          message="cannot write", no_output=True))
+        cases.append(Case("--out unwritable, found first", model + ["-m", "logits", "--ids", ids_path, "--out", no_dir],
+                          ERROR, message="cannot write", no_output=True))
+        cases.append(Case("model from a pipe", ["/dev/stdin"] + model[1:] + ["-n", "4"], ERROR,
+                          stdin=open(model[0], "rb").read(), message="memory-mapped"))
+        cases.append(Case("-h", ["-h"], OK))
+        cases.append(Case("--help", ["--help"], OK))
+        # standard output that cannot be written, in every mode that writes it
+        writers = [("generate", ["-n", "0", "-s", "1"]), ("chat", ["-m", "chat", "-y", "x", "-i", "hello", "-n", "0"]),
+                   ("tokenize", ["-m", "tokenize", "-i", "Once upon a time. " * 5500]),  # more than a pipe holds
+                   ("decode", ["-m", "decode", "--ids", ids_path]), ("inspect", ["-m", "inspect", "-i", "Once upon a time"]),
+                   ("ppl", ["-m", "ppl", "-f", text_path])]
+        for mode, args in writers:
+            cases.append(Case(f"{mode} > /dev/full", model + args, ERROR, stdout="full", message="No space left on device"))
+            cases.append(Case(f"{mode} >&-", model + args, ERROR, stdout="closed", message="Bad file descriptor"))
+        for mode, args in writers[:3]:  # enough output to outlast 10 bytes
+            cases.append(Case(f"{mode} | head -c 10, SIGPIPE ignored", model + args, ERROR, stdout="pipe, SIGPIPE ignored",
+                              message="Broken pipe"))
+            cases.append(Case(f"{mode} | head -c 10", model + args, QUIET_SIGPIPE, stdout="pipe"))
         # sparse files that claim terabytes (skipped where the file system cannot make them)
         sparse_tok, sparse_model = os.path.join(tmp, "sparse-tok.bin"), os.path.join(tmp, "sparse-model.bin")
         try:
@@ -291,7 +363,7 @@ def main():
 
         # run them, two at a time per core
         workers = 2 * (os.cpu_count() or 1)
-        failures, counts = [], {OK: 0, ERROR: 0, ANY: 0}
+        failures, counts = [], {OK: 0, ERROR: 0, ANY: 0, QUIET_SIGPIPE: 0}
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for case, problem in zip(cases, pool.map(lambda c: check(run, c, tmp), cases)):
                 counts[case.expect] += 1

@@ -471,6 +471,60 @@ static void test_perplexity(void) {
     ts_model_free(m);
 }
 
+/* Temperatures so small that logit / temperature overflows (1e-38, 1e-45, the smallest
+ * denormal) sample what greedy does, in ts_sample and ts_generate, for a Llama model
+ * (stories260K) and a GPT-Neo one (the synthetic file of the seed corpus); and a text with
+ * no token to predict has no perplexity. */
+typedef struct { char text[4096]; size_t len; } pieces;
+static int keep_piece(void *user, int token, const char *piece, size_t len) {
+    pieces *p = (pieces *)user;
+    (void)token;
+    if (p->len + len < sizeof p->text) memcpy(p->text + p->len, piece, len), p->len += len;
+    return 0;
+}
+static void check_tiny_temperatures(const char *name, const char *path, const char *tok) {
+    ts_model *m = NULL;
+    ts_session *s = NULL;
+    ts_error e = {0, ""};
+    if (ts_model_load(&m, path, tok, &e) || ts_session_new(&s, m, 64, &e)) {
+        CHECK(0, "%s: %s", name, e.msg);
+        ts_model_free(m);
+        return;
+    }
+    int V = ts_model_config(m)->vocab_size, token = ts_model_config(m)->bos_id >= 0 ? ts_model_config(m)->bos_id : 0;
+    const float tiny[] = {1e-38f, 1e-45f, 0x1p-149f};
+    float *logits = ts_forward(s, &token, 1, 0, &e), *copy = (float *)malloc((size_t)V * sizeof(float));
+    CHECK(logits != NULL, "%s: %s", name, e.msg);
+    int best = 0; /* the first most likely token, as llama2.c's greedy loop finds it */
+    for (int i = 1; logits && i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    for (int k = 0; logits && k < 3; k++) {
+        memcpy(copy, logits, (size_t)V * sizeof(float));
+        int got = ts_sample(s, copy, tiny[k], 0.9f, &e);
+        CHECK(got == best, "%s: temperature %g sampled %d, greedy takes %d", name, (double)tiny[k], got, best);
+    }
+    pieces greedy = {"", 0}, cold = {"", 0};
+    ts_generate_opts o = {0.0f, 0.9f, 7, 24, NULL};
+    CHECK(ts_generate(s, "Once", &o, keep_piece, &greedy, NULL, &e) == 0, "%s: %s", name, e.msg);
+    for (int k = 0; k < 3; k++) {
+        o.temperature = tiny[k], cold.len = 0;
+        CHECK(ts_generate(s, "Once", &o, keep_piece, &cold, NULL, &e) == 0 && cold.len == greedy.len &&
+                  memcmp(cold.text, greedy.text, greedy.len) == 0,
+              "%s: the story at temperature %g is not the greedy one", name, (double)tiny[k]);
+    }
+    long n = -1;
+    double loss = -1;
+    CHECK_ERR(ts_perplexity(s, "", 0, &n, &loss, NULL, NULL, err), TS_E_ARG);
+    free(copy);
+    ts_session_free(s);
+    ts_model_free(m);
+}
+static void test_tiny_temperatures(void) {
+    check_tiny_temperatures("synthetic GPT-Neo", "fuzz/corpus/model/tsmf-neo-tokenizer", NULL);
+    if (!have_shared && skip("tiny temperatures with stories260K")) return;
+    check_tiny_temperatures("stories260K", model_path, tok_path);
+}
+
 /* ---- small pieces -------------------------------------------------------------------- */
 
 static void test_top_k(void) {
@@ -497,7 +551,7 @@ int main(void) {
     struct { void (*fn)(void); const char *name; } groups[] = {
         {test_errors_without_model, "errors without a model"}, {test_errors_with_model, "errors with a model"},
         {test_top_k, "top k"}, {test_blocks, "blocks"}, {test_generate_callbacks, "generate callbacks"},
-        {test_threads, "threads"}, {test_perplexity, "perplexity"}};
+        {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int failed_before = failures, skipped_before = skips;
         double t0 = ts_now();
