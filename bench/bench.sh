@@ -183,6 +183,51 @@ else
   tok_rows+=("| GPT-2 byte-level BPE | skipped: needs $SHARED and a Python with numpy (PYTHON=...) for export.py | |")
 fi
 
+# GPT-Neo against PyTorch (bench/torch_neo.py, as transformers computes it) with OpenBLAS
+# from Debian's libopenblas0-pthread, loaded for that process only: 500-token prompts (one
+# batched forward) and decoding after them, rounds alternating ./run and torch.
+NEO_THREADS=${NEO_THREADS:-2} NEO_ROUNDS=${NEO_ROUNDS:-5}
+openblas_dir=/usr/lib/$($CC -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/openblas-pthread
+torch_rows=() torch_note=""
+$CC $CFLAGS -ffp-contract=fast -o "$OUT/fma_peak" bench/fma_peak.c # the vectors of the build measured
+peak=$(OMP_NUM_THREADS=$NEO_THREADS "$OUT/fma_peak")
+if ! ${PYTHON:-python3} -c 'import torch, numpy' 2>/dev/null; then
+  torch_note="skipped: ${PYTHON:-python3} has no torch and numpy (Debian: python3-torch; PYTHON=/usr/bin/python3)"
+elif [ ! -e "$openblas_dir/libblas.so.3" ]; then
+  torch_note="skipped: $openblas_dir/libblas.so.3 not found (apt-get install libopenblas0-pthread)"
+else
+  PROMPT500=$(printf 'a%.0s ' $(seq 500))
+  PROMPT500=${PROMPT500% }
+  for shape in "8M|256|8" "33M|768|4"; do
+    IFS='|' read -r label dim layers <<<"$shape"
+    # multiply-adds of a prompt token in the matrix products (q, k, v, out; MLP up and down)
+    macs=$((layers * (4 * dim * dim + 8 * dim * dim)))
+    for type in f32 q8_0; do
+      model=$MODELS/neo-$label-$type.bin
+      [ -s "$model" ] || bench/gen "$model" $type gptneo "$dim" $((4 * dim)) "$layers" 16 50257 2048 256
+      ours_p=() ours_d=() theirs_p=() theirs_d=() ratio_p=() ratio_d=()
+      for ((r = 0; r < NEO_ROUNDS; r++)); do
+        err=$(OMP_DYNAMIC=false OMP_NUM_THREADS=$NEO_THREADS "$OUT/run-fast" "$model" -t 0 -n 564 -i "$PROMPT500" 2>&1 >/dev/null)
+        p=$(sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err")
+        d=$(sed -n 's/.*generated: .* (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err")
+        if [ "$type" = f32 ]; then # torch runs float32 for both files: once per round and shape, beside the f32 run
+          read -r tp td blas < <(LD_LIBRARY_PATH=$openblas_dir OMP_NUM_THREADS=$NEO_THREADS ${PYTHON:-python3} bench/torch_neo.py \
+            bench "$label" --threads "$NEO_THREADS" --prompt 500 --decode 64 |
+            sed -n 's/^prompt \([0-9.]*\) tok\/s, decode \([0-9.]*\) tok\/s, .*BLAS: \(.*\)$/\1 \2 \3/p')
+          tps[$r]=$tp tds[$r]=$td
+        fi
+        ours_p+=("$p") ours_d+=("$d") theirs_p+=("${tps[$r]}") theirs_d+=("${tds[$r]}")
+        ratio_p+=("$(ratio "$p" "${tps[$r]}")") ratio_d+=("$(ratio "$d" "${tds[$r]}")")
+      done
+      op=$(printf '%s\n' "${ours_p[@]}" | median) od=$(printf '%s\n' "${ours_d[@]}" | median)
+      gflops=$(awk -v t="$op" -v m="$macs" 'BEGIN {printf "%.1f", 2 * m * t / 1e9}')
+      torch_rows+=("| $label | $type | $op | $(printf '%s\n' "${theirs_p[@]}" | median) | $(printf '%s\n' "${ratio_p[@]}" | median)x | $gflops | $(awk -v g="$gflops" -v p="$peak" 'BEGIN {printf "%.0f%%", 100 * g / p}') | $od | $(printf '%s\n' "${theirs_d[@]}" | median) | $(printf '%s\n' "${ratio_d[@]}" | median)x |")
+      echo "torch   ${torch_rows[-1]}"
+    done
+  done
+  torch_note="torch: $(${PYTHON:-python3} -c 'import torch; print(torch.__version__)'), BLAS: ${blas:-?}"
+fi
+
 # memory bandwidth and the float32 110M roofline
 f32_110M=$(stat -c %s "$MODELS/110M-f32.bin")
 bw_rows=()
@@ -230,7 +275,7 @@ kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 8 -i "Once upon a time" 2>&1 
   echo
   echo "## Prompt processing (tokens/s, a prompt of 255 tokens)"
   echo
-  echo "| model | threads | fast (blocks of 32) | baseline (token by token) | speedup | llama2.c flags (token by token) | speedup |"
+  echo "| model | threads | fast (blocks of 64) | baseline (token by token) | speedup | llama2.c flags (token by token) | speedup |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${prefill_rows[@]}"
   echo
@@ -241,6 +286,19 @@ kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 8 -i "Once upon a time" 2>&1 
   echo "| tokenizer | ids | seconds |"
   echo "| --- | --- | --- |"
   printf '%s\n' "${tok_rows[@]}"
+  echo
+  echo "## GPT-Neo against PyTorch: 500-token prompts and decoding, $NEO_THREADS threads"
+  echo
+  echo "| shape | ./run file | ./run prompt tok/s | torch prompt tok/s | ratio | ./run GFLOP/s | of FMA peak | ./run decode tok/s | torch decode tok/s | ratio |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${torch_rows[@]}"
+  echo
+  echo "Random weights at the TinyStories-8M (256 wide, 8 layers) and -33M (768 wide, 4 layers) shapes,"
+  echo "vocab 50257, 16 heads. torch: bench/torch_neo.py, float32, the prompt in one forward and then 64"
+  echo "tokens with a KV cache, as transformers' generate runs it; medians of $NEO_ROUNDS alternating rounds,"
+  echo "ratios the medians of each round's ratio. $torch_note."
+  echo "GFLOP/s: 2 x the matrix products' multiply-adds per prompt token (attention and the"
+  echo "classifier left out) x tokens/s; FMA peak: bench/fma_peak on $NEO_THREADS threads, $peak GFLOP/s."
   echo
   echo "## Memory bandwidth and the float32 110M roofline"
   echo
