@@ -218,6 +218,20 @@ class Stories260K(unittest.TestCase):
                 r = run(out, *case["args"])
                 self.assertEqual(r.stdout.decode("utf-8"), case["stdout"], case["args"])
 
+    def test_tiny_temperatures_sample_as_greedy(self):
+        """-t so small that logit / t overflows: greedy's story, not NaN's token 0 (both model kinds)."""
+        neo = shared("fixtures", "hf", "gptneo-tinystories-1m-shape")
+        need(self, neo)
+        with tempfile.TemporaryDirectory() as tmp:
+            neo_bin = os.path.join(tmp, "neo.bin")
+            export("model", neo, neo_bin, "--tokenizer", shared("models", "gpt2-vocab.json"),
+                   "--merges", shared("models", "gpt2-merges.txt"))
+            for model in ([self.model, "-z", self.tok], [neo_bin]):
+                greedy = run(*model, "-t", "0", "-n", "40", "-i", "Once upon a time").stdout
+                for t in ("1e-38", "1e-45", "1.4e-45"):
+                    r = run(*model, "-t", t, "-n", "40", "-s", "7", "-i", "Once upon a time")
+                    self.assertEqual(r.stdout, greedy, (model[0], t))
+
     def test_q8_0_agrees_with_f32(self):
         with tempfile.TemporaryDirectory() as tmp:
             f32, q8 = os.path.join(tmp, "f32.bin"), os.path.join(tmp, "q8.bin")
