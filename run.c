@@ -1982,6 +1982,9 @@ static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
 #define TS_PROMPT_PARTS 2
 #endif
 #endif
+#if TS_DECODE_ROWS > 4 || TS_PROMPT_ROWS > 4 || TS_PROMPT_TOKENS > 4 /* ts_tile_float's TS_MAX_TILE */
+#error "float tiles hold at most 4 rows and 4 tokens"
+#endif
 /* A hint to fetch the line `bytes` after p (in integers: past the end of the weights too). */
 #define TS_PREFETCH(p, bytes) __builtin_prefetch((const void *)((uintptr_t)(p) + (bytes)), 0, 3)
 #if defined(TS_AVX512)
@@ -2186,6 +2189,9 @@ TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return vsubq_s32(a, b); }
  * halvings add whole vectors (ts_fold), the last ones are ts_vf_sum's tree within one. */
 #define TS_ORDER 32
 #define TS_PARTS (TS_ORDER / TS_LANES) /* 2 AVX-512, 4 AVX2, 8 NEON */
+#if TS_PARTS % TS_PROMPT_PARTS != 0
+#error "TS_PROMPT_PARTS must divide the vectors of 32 partial sums"
+#endif
 TS_INLINE ts_vf ts_fold(ts_vf *part) { /* TS_PARTS vectors -> one, for ts_vf_sum */
     for (int half = TS_PARTS / 2; half >= 1; half /= 2)
         for (int k = 0; k < half; k++) part[k] = ts_vf_add(part[k], part[k + half]);
@@ -3566,7 +3572,8 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
 }
 
 /* Whether path can be written (created, or opened for writing if it exists), checked
- * without changing it: 0, or non-zero with a message. */
+ * without changing it: 0, or non-zero with a message. Without POSIX's stat and access it
+ * is not checked here (the write itself then reports a failure). */
 static int ts_check_writable(const char *path, char *msg, size_t msg_len) {
 #ifdef TS_HAVE_MMAP
     struct stat st;
@@ -3575,11 +3582,13 @@ static int ts_check_writable(const char *path, char *msg, size_t msg_len) {
         if (access(path, W_OK) != 0) return snprintf(msg, msg_len, "cannot write %s: %s", path, strerror(errno)), 1;
         return 0;
     }
-#endif
     FILE *f = fopen(path, "wb"); /* a new file: made, then taken away again */
     if (!f) return snprintf(msg, msg_len, "cannot write %s: %s", path, strerror(errno)), 1;
     fclose(f);
     remove(path);
+#else
+    (void)path, (void)msg, (void)msg_len;
+#endif
     return 0;
 }
 

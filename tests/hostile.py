@@ -326,14 +326,16 @@ def main():
         cases.append(Case("-h", ["-h"], OK))
         cases.append(Case("--help", ["--help"], OK))
         # standard output that cannot be written, in every mode that writes it
-        writers = [("generate", ["-n", "0", "-s", "1"]), ("chat", ["-m", "chat", "-y", "x", "-i", "hello", "-n", "0"]),
+        writers = [("generate", ["-n", "0", "-s", "1"]), ("chat", ["-m", "chat", "-y", "x", "-i", "hello", "-n", "0", "-s", "1"]),
                    ("tokenize", ["-m", "tokenize", "-i", "Once upon a time. " * 5500]),  # more than a pipe holds
                    ("decode", ["-m", "decode", "--ids", ids_path]), ("inspect", ["-m", "inspect", "-i", "Once upon a time"]),
                    ("ppl", ["-m", "ppl", "-f", text_path])]
         for mode, args in writers:
             cases.append(Case(f"{mode} > /dev/full", model + args, ERROR, stdout="full", message="No space left on device"))
             cases.append(Case(f"{mode} >&-", model + args, ERROR, stdout="closed", message="Bad file descriptor"))
-        for mode, args in writers[:3]:  # enough output to outlast 10 bytes
+        # output that outlasts the reader: 100 KB of ids (more than a pipe holds), and
+        # stories260K's 512 positions (the small synthetic model may finish first)
+        for mode, args in [writers[2]] + ([writers[0]] if have_shared else []):
             cases.append(Case(f"{mode} | head -c 10, SIGPIPE ignored", model + args, ERROR, stdout="pipe, SIGPIPE ignored",
                               message="Broken pipe"))
             cases.append(Case(f"{mode} | head -c 10", model + args, QUIET_SIGPIPE, stdout="pipe"))
