@@ -2083,9 +2083,9 @@ TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
 }
-TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) {
-    uint16_t part[TS_LANES] = {0};
-    if (count < TS_LANES) memcpy(part, p, (size_t)count * 2), p = part;
+TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* full vectors: no buffer to clear */
+    uint16_t part[TS_LANES];
+    if (count < TS_LANES) memset(part, 0, sizeof part), memcpy(part, p, (size_t)count * 2), p = part;
     __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
@@ -2139,9 +2139,10 @@ TS_INLINE ts_vf ts_load_f32(const float *p, int count) {
     return vld1q_f32(part);
 }
 TS_INLINE ts_vf ts_load_bf16(const uint16_t *p, int count) { /* bf16 -> f32: the bits go up 16 places */
+    if (count == TS_LANES) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
     uint16_t part[TS_LANES] = {0};
-    if (count < TS_LANES) memcpy(part, p, (size_t)count * 2), p = part;
-    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+    memcpy(part, p, (size_t)count * 2);
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(part), 16));
 }
 TS_INLINE ts_vi ts_vi_zero(void) { return vdupq_n_s32(0); }
 TS_INLINE ts_vi ts_vi_sum_rows(const ts_vi *v) { /* lane r = sum of the lanes of v[r], r < 4 */
@@ -2162,9 +2163,10 @@ TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { /* p[index[l]] */
  * with the dot-product extension (Armv8.2 sdot) each int32 lane adds 4 products of signed
  * bytes; without it, widening multiplies to int16 (|w x| <= 16384) and pairwise adds. */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
+    if (count == TS_QCHUNK) return vreinterpretq_s32_s8(vld1q_s8(p));
     int8_t part[TS_QCHUNK] = {0};
-    if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
-    return vreinterpretq_s32_s8(vld1q_s8(p));
+    memcpy(part, p, (size_t)count);
+    return vreinterpretq_s32_s8(vld1q_s8(part));
 }
 TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { return ts_load_i8(p, count); }
 TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
