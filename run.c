@@ -3526,8 +3526,21 @@ typedef struct {
     int steps;
 } ts_args;
 
-/* Fills args from argv; on error writes a message and returns non-zero. */
+/* A message as one line: the control bytes a file name or an argument may carry (a
+ * newline above all) become '?', so that the error stays the last line of stderr. */
+static void ts_one_line(char *msg) {
+    for (; *msg; msg++)
+        if ((unsigned char)*msg < 0x20 || *msg == 0x7f) *msg = '?';
+}
+
+static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t msg_len);
+/* Fills args from argv; on error writes a one-line message and returns non-zero. */
 static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t msg_len) {
+    int rc = ts_parse_args_of(argc, argv, a, msg, msg_len);
+    if (rc) ts_one_line(msg);
+    return rc;
+}
+static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t msg_len) {
     memset(a, 0, sizeof *a);
     a->temperature = 1.0f, a->topp = 0.9f, a->steps = 256, a->mode = "generate";
     if (argc < 2) return snprintf(msg, msg_len, "missing the model file"), 1;
@@ -3595,7 +3608,10 @@ static int ts_check_writable(const char *path, char *msg, size_t msg_len) {
 }
 
 static int ts_die(const char *what) {
-    fprintf(stderr, "run: %s\n", what);
+    char line[1024];
+    snprintf(line, sizeof line, "%s", what);
+    ts_one_line(line);
+    fprintf(stderr, "run: %s\n", line);
     return 1;
 }
 

@@ -313,6 +313,7 @@ def main():
             ("-t inf (finite)", ["-t", "inf"], "finite number >= 0"),
             ("ppl of nothing", ["-m", "ppl", "-f", empty], "no token to predict"),
             ("unknown option, the hint before", ["--bogus", "1"], "unknown option '--bogus' (run -h for help)"),
+            ("a newline in a value, shown as ?", ["-m", "a\nb"], "unknown mode 'a?b'"),
         ]
         for name, args, message in said:
             cases.append(Case(name, model + args, ERROR, message=message))
