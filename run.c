@@ -2209,13 +2209,27 @@ TS_INLINE ts_vf ts_fold(ts_vf *part) { /* TS_PARTS vectors -> one, for ts_vf_sum
  * outputs fits in the registers (R T V accumulators): decoding holds all of them (one row,
  * V = TS_PARTS independent chains, the row read front to back), prompts one. */
 #define TS_MAX_TILE 4
+/* One vector step of a tile: acc[r][t] += w (row r, count values from column at) * x (token
+ * t0 + t, the same columns), lane by lane. count is TS_LANES but in a row's last group. */
+TS_INLINE void ts_tile_step(ts_vf acc[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS], int v, const ts_matrix *w, const float *x, int i0,
+                            int t0, int R, int T, int BF16, int at, int count) {
+    int cols = w->cols;
+    ts_vf wv[TS_MAX_TILE];
+    for (int r = 0; r < R; r++) {
+        size_t k = (size_t)(i0 + r) * cols + at;
+        wv[r] = BF16 ? ts_load_bf16((const uint16_t *)w->data + k, count) : ts_load_f32((const float *)w->data + k, count);
+    }
+    for (int t = 0; t < T; t++) {
+        ts_vf xv = ts_load_f32(x + (size_t)(t0 + t) * cols + at, count);
+        for (int r = 0; r < R; r++) acc[r][t][v] = ts_fma(wv[r], xv, acc[r][t][v]);
+    }
+}
 TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int i0, int t0, int R, int T, int V, int BF16) {
     int rows = w->rows, cols = w->cols, full = cols / TS_ORDER * TS_ORDER;
-    const float *wf = (const float *)w->data + (size_t)i0 * cols;
-    const uint16_t *wh = (const uint16_t *)w->data + (size_t)i0 * cols;
+    const char *bytes = (const char *)w->data + (size_t)i0 * cols * (BF16 ? 2 : 4); /* the tile's first row */
     ts_vf part[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS];
     for (int p0 = 0; p0 < TS_PARTS; p0 += V) {
-        ts_vf acc[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS], wv[TS_MAX_TILE], xv;
+        ts_vf acc[TS_MAX_TILE][TS_MAX_TILE][TS_PARTS];
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++)
                 for (int v = 0; v < V; v++) acc[r][t][v] = ts_vf_zero();
@@ -2223,24 +2237,12 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
             for (int v = 0; v < V; v++) {
                 int at = j + v * TS_LANES;
                 if (T == 1) /* decoding: the row's lines TS_AHEAD bytes on */
-                    for (int r = 0; r < R; r++)
-                        TS_PREFETCH(BF16 ? (const void *)(wh + (size_t)r * cols + at) : (const void *)(wf + (size_t)r * cols + at), TS_AHEAD);
-                for (int r = 0; r < R; r++)
-                    wv[r] = BF16 ? ts_load_bf16(wh + (size_t)r * cols + at, TS_LANES) : ts_load_f32(wf + (size_t)r * cols + at, TS_LANES);
-                for (int t = 0; t < T; t++) {
-                    xv = ts_load_f32(x + (size_t)(t0 + t) * cols + at, TS_LANES);
-                    for (int r = 0; r < R; r++) acc[r][t][v] = ts_fma(wv[r], xv, acc[r][t][v]);
-                }
+                    for (int r = 0; r < R; r++) TS_PREFETCH(bytes + ((size_t)r * cols + at) * (BF16 ? 2 : 4), TS_AHEAD);
+                ts_tile_step(acc, v, w, x, i0, t0, R, T, BF16, at, TS_LANES);
             }
         for (int v = 0; v < V; v++) { /* the last, partial group: vectors with fewer values or none */
             int at = full + (p0 + v) * TS_LANES, count = cols - at < TS_LANES ? cols - at : TS_LANES;
-            if (count <= 0) continue;
-            for (int r = 0; r < R; r++)
-                wv[r] = BF16 ? ts_load_bf16(wh + (size_t)r * cols + at, count) : ts_load_f32(wf + (size_t)r * cols + at, count);
-            for (int t = 0; t < T; t++) {
-                xv = ts_load_f32(x + (size_t)(t0 + t) * cols + at, count);
-                for (int r = 0; r < R; r++) acc[r][t][v] = ts_fma(wv[r], xv, acc[r][t][v]);
-            }
+            if (count > 0) ts_tile_step(acc, v, w, x, i0, t0, R, T, BF16, at, count);
         }
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++)
