@@ -2046,6 +2046,7 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm512_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm512_storeu_ps(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
+TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { _mm512_storeu_si512(p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm512_i32gather_ps(index, p, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
@@ -2105,10 +2106,11 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm256_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm256_storeu_ps(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { _mm256_storeu_si256((__m256i *)p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm256_i32gather_ps(p, index, 4); } /* p[index[l]] */
-TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
-    int8_t part[TS_QCHUNK] = {0};
-    if (count < TS_QCHUNK) memcpy(part, p, (size_t)count), p = part;
+TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) { /* full vectors: no buffer to clear */
+    int8_t part[TS_QCHUNK];
+    if (count < TS_QCHUNK) memset(part, 0, sizeof part), memcpy(part, p, (size_t)count), p = part;
     return _mm256_loadu_si256((const __m256i *)p);
 }
 /* acc (8 x int32) += sums of 4 products w * x. vpmaddubsw multiplies unsigned by signed
@@ -2157,6 +2159,7 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return vaddq_f32(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return vmulq_f32(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { vst1q_f32(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return vld1q_s32(p); }
+TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { vst1q_s32(p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { /* p[index[l]] */
     float g[4] = {p[vgetq_lane_s32(index, 0)], p[vgetq_lane_s32(index, 1)], p[vgetq_lane_s32(index, 2)],
                   p[vgetq_lane_s32(index, 3)]};
@@ -2325,6 +2328,47 @@ TS_INLINE void ts_tile_q8(float *out, const ts_matrix *w, const int8_t *xq, cons
         for (int t = 0; t < nt; t++) out[(size_t)(t0 + t) * rows + i0 + r] = result[r * T + t];
 }
 
+/* One Q8_0 row for decoding (one token), read front to back as the float rows are: the
+ * integer sums of TS_LANES consecutive groups (each summed in a vector of its own) are added
+ * up in one transposing step (ts_vi_sum_rows) and scaled in one vector step, then added to
+ * the output one after another: ts_q8_step's order, the plain loop's bits. For rows of at
+ * least TS_LANES groups (shorter ones, which leave lanes idle, use ts_tile_q8). */
+TS_INLINE ts_vi ts_q8_group(const int8_t *w, const int8_t *x, int len) { /* one group's int32 sum, in lanes */
+    ts_vi acc = ts_vi_zero(), corr = ts_vi_zero();
+    int k = 0;
+    for (; k + TS_QCHUNK <= len; k += TS_QCHUNK) {
+        ts_vi xv = ts_load_i8(x + k, TS_QCHUNK);
+        acc = ts_qdot(acc, ts_load_qw(w + k, TS_QCHUNK), xv);
+        corr = ts_qcorrect(corr, xv);
+    }
+    if (k < len) {
+        ts_vi xv = ts_load_i8(x + k, len - k);
+        acc = ts_qdot(acc, ts_load_qw(w + k, len - k), xv);
+        corr = ts_qcorrect(corr, xv);
+    }
+    return ts_vi_sub(acc, corr);
+}
+TS_INLINE void ts_row_q8(float *out, const ts_matrix *w, const int8_t *xq, const float *xs, int i) {
+    int cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
+    const int8_t *row = (const int8_t *)w->data + (size_t)i * cols;
+    const float *w_scale = w->scale + (size_t)i * groups;
+    float val = 0.0f, scaled[TS_LANES];
+    ts_vi acc[TS_LANES];
+    for (int g0 = 0; g0 < groups; g0 += TS_LANES) {
+        int ng = groups - g0 < TS_LANES ? groups - g0 : TS_LANES;
+        for (int l = ng; l < TS_LANES; l++) acc[l] = ts_vi_zero();
+        for (int l = 0; l < ng; l++) {
+            int start = (g0 + l) * gs, len = cols - start < gs ? cols - start : gs;
+            TS_PREFETCH(row + start, TS_AHEAD);
+            acc[l] = ts_q8_group(row + start, xq + start, len);
+        }
+        ts_vf isum = ts_vf_from_vi(ts_vi_sum_rows(acc)); /* ts_q8_step's products, TS_LANES groups at once */
+        ts_store_f32(scaled, ts_vf_mul(ts_vf_mul(isum, ts_load_f32(w_scale + g0, ng)), ts_load_f32(xs + g0, ng)));
+        for (int l = 0; l < ng; l++) val += scaled[l];
+    }
+    out[i] = val;
+}
+
 #if defined(TS_AVX512)
 /* Q8_0 for prompts on AVX-512: tokens in the lanes, so that no lanes need summing at all.
  * ts_pack_q8 lays out the block's quantized activations as (token tiles of 16, slots, 16
@@ -2468,6 +2512,9 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
 #endif
         if (q8) {
             int nr = rows - i0 < R ? rows - i0 : R;
+            if (n == 1 && ts_groups(w->cols, w->group_size) >= TS_LANES) /* decoding long rows: one after another */
+                for (int i = i0; i < i0 + nr; i++) ts_row_q8(out, w, xq, xs, i);
+            else
             for (int t = 0; t < n; t += T) { /* the tile's shape as constants: its loops unroll */
                 if (T == 1) ts_tile_q8(out, w, xq, xs, i0, t, TS_LANES, 1, nr, 1);
                 else ts_tile_q8(out, w, xq, xs, i0, t, 4, TS_LANES / 4, nr, n - t < T ? n - t : T);

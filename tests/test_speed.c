@@ -417,7 +417,7 @@ int main(void) {
     printf("SIMD path: %s\n", TS_KERNEL_PATH);
     /* rows, cols, Q8_0 group size: vector tails, ragged groups, groups over a vector */
     int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {9, 172, 4}, {13, 288, 64}, {8, 64, 32}, {70, 768, 64},
-                       {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}};
+                       {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}, {7, 1000, 24}};
     int ns[] = {1, 2, 4, 5, 9, 20, 32, 40};
     test_quantize();
     test_exp();
