@@ -2046,7 +2046,6 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm512_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm512_storeu_ps(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
-TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { _mm512_storeu_si512(p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm512_i32gather_ps(index, p, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
     return count == TS_QCHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(~0ull >> (64 - count), p);
@@ -2106,7 +2105,6 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm256_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm256_storeu_ps(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { _mm256_storeu_si256((__m256i *)p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm256_i32gather_ps(p, index, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) { /* full vectors: no buffer to clear */
     int8_t part[TS_QCHUNK];
@@ -2159,7 +2157,6 @@ TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return vaddq_f32(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return vmulq_f32(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { vst1q_f32(p, v); }
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return vld1q_s32(p); }
-TS_INLINE void ts_store_i32(int32_t *p, ts_vi v) { vst1q_s32(p, v); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { /* p[index[l]] */
     float g[4] = {p[vgetq_lane_s32(index, 0)], p[vgetq_lane_s32(index, 1)], p[vgetq_lane_s32(index, 2)],
                   p[vgetq_lane_s32(index, 3)]};
