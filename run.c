@@ -6,6 +6,9 @@
  * Tell a story:       ./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
  * Use as a library:   #define RUN_NO_MAIN
  *                     #include "run.c"                   (see "Library API" below)
+ *                     in one file of the program; in its other files
+ *                     #define RUN_HEADER_ONLY
+ *                     #include "run.c"                   (the declarations alone)
  *
  * Contents, in reading order:
  *   0. Library API        the public declarations (prefix ts_), error handling
@@ -232,7 +235,9 @@ const float *ts_session_attention(const ts_session *s, int *n_positions);
 
 #endif /* RUN_C_INCLUDED */
 
-#ifndef RUN_C_IMPLEMENTATION_DONE
+/* RUN_HEADER_ONLY: the declarations above and nothing more, for the other files of a
+ * program whose one file includes run.c with RUN_NO_MAIN (stb-style). */
+#if !defined(RUN_HEADER_ONLY) && !defined(RUN_C_IMPLEMENTATION_DONE)
 #define RUN_C_IMPLEMENTATION_DONE
 
 /* Everything below is internal (static) except the ts_ functions declared above. */
@@ -1913,17 +1918,28 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
     }
 }
 
-/* The layout ts_pack_q8 (AVX-512 prompts, below) gives n tokens of cols quantized values, in
- * token tiles of 16: dwords (tiles, slots, 16), a slot holding 4 values of one group, then
- * the scales (tiles, groups, 16) as floats. */
+/* The layout ts_pack_q8 (AVX-512 and AVX2 prompts, below) gives n tokens of cols quantized
+ * values, in token tiles of TS_PACK_LANES (a vector's int32 lanes): dwords (tiles, slots,
+ * lanes), a slot holding 4 values of one group, then the scales (tiles, groups, lanes) as
+ * floats. */
+#if defined(TS_AVX512)
+#define TS_PACK_LANES 16
+#elif defined(TS_AVX2)
+#define TS_PACK_LANES 8
+#endif
 TS_MAYBE_UNUSED static int ts_q8_slots(int cols, int gs) { return cols / gs * ((gs + 3) / 4) + (cols % gs + 3) / 4; }
 TS_MAYBE_UNUSED static size_t ts_q8_packed_dwords(int n, int cols, int gs) {
-    return (size_t)(n + 15) / 16 * 16 * (size_t)ts_q8_slots(cols, gs);
+#if defined(TS_PACK_LANES)
+    return (size_t)(n + TS_PACK_LANES - 1) / TS_PACK_LANES * TS_PACK_LANES * (size_t)ts_q8_slots(cols, gs);
+#else
+    return (void)n, (void)cols, (void)gs, 0;
+#endif
 }
 /* Bytes of that layout, for the session to allocate (0 where it is not used). */
 static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
-#if defined(TS_AVX512)
-    return 4 * (ts_q8_packed_dwords(n, cols, gs) + (size_t)(n + 15) / 16 * 16 * (size_t)ts_groups(cols, gs));
+#if defined(TS_PACK_LANES)
+    size_t padded = (size_t)(n + TS_PACK_LANES - 1) / TS_PACK_LANES * TS_PACK_LANES;
+    return 4 * (ts_q8_packed_dwords(n, cols, gs) + padded * (size_t)ts_groups(cols, gs));
 #else
     (void)n, (void)cols, (void)gs;
     return 0;
@@ -2366,44 +2382,53 @@ TS_INLINE void ts_row_q8(float *out, const ts_matrix *w, const int8_t *xq, const
     out[i] = val;
 }
 
-#if defined(TS_AVX512)
-/* Q8_0 for prompts on AVX-512: tokens in the lanes, so that no lanes need summing at all.
- * ts_pack_q8 lays out the block's quantized activations as (token tiles of 16, slots, 16
- * lanes) dwords: slot j of group g holds in lane l the 4 bytes xq[16 tile + l][g gs + 4 j ..]
- * + 128, unsigned (0 past the group's end and for tokens past n), and the scales as (token
- * tiles, groups, 16). One vpdpbusd multiplies 4 bytes of a weight row, broadcast to all
- * lanes, by those 4 bytes of 16 tokens: lane l adds sum((x + 128) w) for token l, and the
- * 128 sum(w) of the offset is taken off once per row and group. The integer sums are the
- * plain loop's, and so, by ts_q8_step's order, are the outputs. */
+#if defined(TS_PACK_LANES)
+/* Q8_0 for prompts: tokens in the lanes, so that no lanes need summing at all. ts_pack_q8
+ * lays out the block's quantized activations as (token tiles of L = TS_PACK_LANES, slots, L
+ * lanes) dwords: slot j of group g holds in lane l the 4 bytes xq[L tile + l][g gs + 4 j ..]
+ * (0 past the group's end and for tokens past n), and the scales as (token tiles, groups, L).
+ * A weight row's 4 bytes, broadcast to all lanes, multiply those 4 bytes of L tokens: lane l
+ * adds the 4 products of token l. AVX-512 (vpdpbusd: unsigned by signed bytes) stores
+ * x + 128 and takes 128 sum(w) off once per row and group; AVX2 (vpmaddubsw) stores x as it
+ * is and multiplies |w| by x with w's sign. The integer sums are the plain loop's, and so,
+ * by ts_q8_step's order, are the outputs. */
 #define TS_PACK_MIN_TOKENS 8 /* fewer tokens: the rows-in-lanes tile */
+#if defined(TS_AVX512)
+#define TS_PACK_FLIP 0x80808080u /* + 128 to each byte: flip its top bit */
+#else
+#define TS_PACK_FLIP 0u
+#endif
 static void ts_pack_q8(uint32_t *packed, float *packed_scale, const int8_t *xq, const float *xs, int n, int cols, int gs) {
+    enum { L = TS_PACK_LANES };
     int groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
-    for (int t = 0; t < (n + 15) / 16 * 16; t++) {
-        uint32_t *lane = packed + (size_t)(t / 16) * slots * 16 + t % 16;
-        float *lane_scale = packed_scale + (size_t)(t / 16) * groups * 16 + t % 16;
+    for (int t = 0; t < (n + L - 1) / L * L; t++) {
+        uint32_t *lane = packed + (size_t)(t / L) * slots * L + t % L;
+        float *lane_scale = packed_scale + (size_t)(t / L) * groups * L + t % L;
         const int8_t *xt = xq + (size_t)t * cols;
         if (t >= n) { /* padding tokens */
-            for (int slot = 0; slot < slots; slot++) lane[(size_t)slot * 16] = 0;
-            for (int g = 0; g < groups; g++) lane_scale[(size_t)g * 16] = 0.0f;
+            for (int slot = 0; slot < slots; slot++) lane[(size_t)slot * L] = 0;
+            for (int g = 0; g < groups; g++) lane_scale[(size_t)g * L] = 0.0f;
             continue;
         }
         for (int g = 0, slot = 0; g < groups; g++) {
             int start = g * gs, end = start + gs < cols ? start + gs : cols, k = start;
-            for (; k + 4 <= end; k += 4, slot++) { /* + 128 to each byte: flip its top bit */
+            for (; k + 4 <= end; k += 4, slot++) {
                 uint32_t quad;
                 memcpy(&quad, xt + k, 4);
-                lane[(size_t)slot * 16] = quad ^ 0x80808080u;
+                lane[(size_t)slot * L] = quad ^ TS_PACK_FLIP;
             }
             if (k < end) { /* a group's last 1-3 values, then 0s */
                 uint8_t b[4] = {0, 0, 0, 0};
-                for (int i = 0; k + i < end; i++) b[i] = (uint8_t)(xt[k + i] ^ 0x80);
-                memcpy(&lane[(size_t)slot++ * 16], b, 4);
+                for (int i = 0; k + i < end; i++) b[i] = (uint8_t)(xt[k + i] ^ (uint8_t)TS_PACK_FLIP);
+                memcpy(&lane[(size_t)slot++ * L], b, 4);
             }
-            lane_scale[(size_t)g * 16] = xs[(size_t)t * groups + g];
+            lane_scale[(size_t)g * L] = xs[(size_t)t * groups + g];
         }
     }
 }
+#endif
 
+#if defined(TS_AVX512)
 #ifndef TS_TOKEN_TILE_ROWS
 #define TS_TOKEN_TILE_ROWS 8 /* 16 accumulators: enough to keep vpdpbusd busy */
 #endif
@@ -2458,16 +2483,72 @@ TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t 
 }
 #endif
 
+#if defined(TS_AVX2)
+#ifndef TS_TOKEN_TILE_ROWS
+#define TS_TOKEN_TILE_ROWS 4 /* 4 rows x 2 token tiles = 8 accumulators of AVX2's 16 registers */
+#endif
+/* The AVX2 form of ts_tile_q8_tokens above: rows i0 .. i0+R-1 for the TT (<= 2) token tiles
+ * of 8 tokens from `tile`, of which the first nt exist. vpmaddubsw multiplies |w| (broadcast)
+ * by x with w's sign into pairs of int16 (|w| <= 128, |x| <= 127: no overflow), vpmaddwd adds
+ * the pairs into the int32 lanes. */
+TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t *packed, const float *packed_scale, int i0,
+                                 int R, int tile, int TT, int nt) {
+    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
+    const int8_t *wrow[TS_TOKEN_TILE_ROWS];
+    const uint32_t *xp[2];
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[TS_TOKEN_TILE_ROWS][2];
+    __m256 val[TS_TOKEN_TILE_ROWS][2];
+    for (int r = 0; r < R; r++) wrow[r] = (const int8_t *)w->data + (size_t)(i0 + r) * cols;
+    for (int u = 0; u < TT; u++) xp[u] = packed + (size_t)(tile + u) * slots * 8;
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < TT; u++) val[r][u] = _mm256_setzero_ps();
+    for (int g = 0, slot = 0; g < groups; g++) {
+        int start = g * gs, end = start + gs < cols ? start + gs : cols;
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < TT; u++) acc[r][u] = _mm256_setzero_si256();
+        for (int k = start; k < end; k += 4, slot++) {
+            int count = end - k < 4 ? end - k : 4; /* 4 weights, 0s past the group's end */
+            __m256i xv[2];
+            for (int u = 0; u < TT; u++) xv[u] = _mm256_loadu_si256((const __m256i *)(xp[u] + (size_t)slot * 8));
+            for (int r = 0; r < R; r++) {
+                int32_t quad = 0;
+                if (count == 4) memcpy(&quad, wrow[r] + k, 4);
+                else memcpy(&quad, wrow[r] + k, (size_t)count);
+                __m256i wv = _mm256_set1_epi32(quad), wabs = _mm256_abs_epi8(wv);
+                for (int u = 0; u < TT; u++)
+                    acc[r][u] = _mm256_add_epi32(
+                        acc[r][u], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[u], wv)), ones));
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            __m256 w_scale = _mm256_set1_ps(w->scale[(size_t)(i0 + r) * groups + g]);
+            for (int u = 0; u < TT; u++) {
+                __m256 isum = _mm256_cvtepi32_ps(acc[r][u]);
+                __m256 x_scale = _mm256_loadu_ps(packed_scale + ((size_t)(tile + u) * groups + g) * 8);
+                val[r][u] = _mm256_add_ps(val[r][u], _mm256_mul_ps(_mm256_mul_ps(isum, w_scale), x_scale)); /* ts_q8_step */
+            }
+        }
+    }
+    for (int u = 0; u < TT; u++) {
+        float result[TS_TOKEN_TILE_ROWS][8];
+        for (int r = 0; r < R; r++) _mm256_storeu_ps(result[r], val[r][u]);
+        for (int l = 0; l < 8 && 8 * u + l < nt; l++)
+            for (int r = 0; r < R; r++) out[(size_t)(8 * (tile + u) + l) * rows + i0 + r] = result[r][l];
+    }
+}
+#endif
+
 /* The products of one call (see ts_matmuls), in tiles: the tiles of rows of all the
  * matrices are shared out to the threads in one parallel loop. `packed` has room for
  * ts_q8_packed_bytes(n, cols, group size) (or is NULL: then no prompt path of its own). */
 static void ts_matmul_fast(const ts_product *p, int count, const float *x, const int8_t *xq, const float *xs, void *packed,
                            int n) {
     /* Float tiles of TS_DECODE_ROWS or TS_PROMPT_ROWS rows; Q8_0 tiles of R rows x T tokens (see ts_tile_q8), or for prompts on
-     * AVX-512 of TS_TOKEN_TILE_ROWS rows x 32 tokens (ts_tile_q8_tokens) */
+     * AVX-512 and AVX2 of TS_TOKEN_TILE_ROWS rows x 2 token tiles (ts_tile_q8_tokens) */
     int q8 = p[0].w->type == TS_Q8_0, T = q8 && n >= TS_LANES / 4 ? TS_LANES / 4 : 1;
     int R = q8 ? TS_LANES / T : n == 1 ? TS_DECODE_ROWS : TS_PROMPT_ROWS;
-#if defined(TS_AVX512)
+#if defined(TS_PACK_LANES)
     int tokens_in_lanes = 0;
     const ts_matrix *w0 = p[0].w;
     float *packed_scale = NULL;
@@ -2493,11 +2574,11 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
         const ts_matrix *w = p[k].w;
         float *out = p[k].out;
         int i0 = height * (tile - first[k]), rows = w->rows;
-#if defined(TS_AVX512)
+#if defined(TS_PACK_LANES)
         if (tokens_in_lanes) {
-            int token_tiles = (n + 15) / 16;
+            int token_tiles = (n + TS_PACK_LANES - 1) / TS_PACK_LANES;
             for (int tt = 0; tt < token_tiles; tt += 2) {
-                int TT = token_tiles - tt < 2 ? 1 : 2, nt = n - 16 * tt;
+                int TT = token_tiles - tt < 2 ? 1 : 2, nt = n - TS_PACK_LANES * tt;
                 if (i0 + TS_TOKEN_TILE_ROWS <= rows) {
                     if (TT == 2) ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tt, 2, nt);
                     else ts_tile_q8_tokens(out, w, packed, packed_scale, i0, TS_TOKEN_TILE_ROWS, tt, 1, nt);
@@ -4380,4 +4461,4 @@ int main(int argc, char **argv) {
     return rc;
 }
 #endif /* RUN_NO_MAIN */
-#endif /* RUN_C_IMPLEMENTATION_DONE */
+#endif /* !RUN_HEADER_ONLY && !RUN_C_IMPLEMENTATION_DONE */
