@@ -1,6 +1,7 @@
 # run.c: TinyStories in one file of C.
 #   make            the fast binary for this machine (./run)
 #   make portable   a plain -O2 build that runs anywhere (./run-portable)
+#   make check      the fast C suites (C suite, API, kernels), under 2 minutes
 #   make test       every test: C suite, API tests, exporter tests, end-to-end checks, the
 #                   other kernel paths (AVX2, clang, aarch64 NEON under qemu-user)
 #   make examples   programs that use run.c as a library (examples/hello, story, heads)
@@ -18,7 +19,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: all portable check test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -42,14 +43,33 @@ examples/%: examples/%.c run.c
 tests/test_api: tests/test_api.c run.c
 	$(CC) -O2 -g $(OPENMP) -pthread $(WARN) -o $@ tests/test_api.c -lm
 
+# The fast suites, for a quick answer while working (under 2 minutes): the C suite, the
+# library API and the fast kernels against the plain loops.
+check: test-c test-api test-speed
+	@echo "make check: the C suites passed (make test runs everything)"
+
 test: test-c test-api test-speed test-builds test-arm test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
 	SHARED=$(SHARED) ./test_all
 
-test-api: tests/test_api
+test-api: tests/test_api tests/two_files/two_files run
 	SHARED=$(SHARED) tests/test_api
+	@# RUN_HEADER_ONLY: a second file sees the declarations and defines nothing of run.c's
+	@if nm tests/two_files/story.o | grep -E ' [TtDdBbRr] ts_'; then echo "FAIL two_files: story.o defines run.c symbols"; exit 1; fi
+	@if [ -s $(SHARED)/models/stories260K.bin ]; then \
+	  tests/two_files/two_files $(SHARED)/models/stories260K.bin $(SHARED)/models/tok512.bin "Once upon a time" 60 > tests/two_files/out.txt && \
+	  ./run $(SHARED)/models/stories260K.bin -z $(SHARED)/models/tok512.bin -t 0 -n 60 -i "Once upon a time" 2>/dev/null > tests/two_files/expected.txt && \
+	  test -s tests/two_files/out.txt && cmp tests/two_files/out.txt tests/two_files/expected.txt && \
+	  echo "ok   two_files: RUN_HEADER_ONLY + RUN_NO_MAIN in two files link and tell ./run's story"; \
+	else echo "SKIP two_files story: $(SHARED)/models/stories260K.bin not found (the link and symbol checks ran)"; fi
+
+# run.c in two files of one program: RUN_HEADER_ONLY in one, RUN_NO_MAIN in the other
+tests/two_files/story.o: tests/two_files/story.c run.c
+	$(CC) -O2 $(WARN) -c -o $@ tests/two_files/story.c
+tests/two_files/two_files: tests/two_files/main.c tests/two_files/story.o run.c
+	$(CC) -O2 $(WARN) -o $@ tests/two_files/main.c tests/two_files/story.o -lm
 
 # the fast kernels against the plain loops, built as the fast binary is
 test_speed: tests/test_speed.c run.c
@@ -124,7 +144,7 @@ story: run
 	done
 	./run stories15M.bin -z tokenizer.bin -i "Once upon a time"
 
-# ---- hostile input: sanitizers, fuzzing, memory discipline (docs/README-security.md) ----
+# ---- hostile input: sanitizers, fuzzing, memory discipline (docs/security.md) ----
 SANITIZE := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_CC  ?= clang
 FUZZ_SECONDS ?= 60

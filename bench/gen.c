@@ -9,7 +9,7 @@
  * made-up words) so `./run OUT.bin -i ...` needs nothing else, and no BOS/EOS ids, so
  * generation runs every step it is asked for. Weights are uniform in +-1/sqrt(fan_in)
  * from a fixed seed: the same arguments always give the same file. The layout is written by
- * fuzz/synth.h, the project's one C writer of model files (spec/format.md).
+ * fuzz/synth.h, the project's one C writer of model files (docs/format.md).
  */
 #include <math.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* Fuzz target: the GPT-2 byte-level BPE tokenizer section (TSMF tokenizer_kind 2,
- * spec/format.md): i32 n_tokens, i32 n_merges, the token records, the merge records. The
+ * docs/format.md): i32 n_tokens, i32 n_merges, the token records, the merge records. The
  * model's vocabulary is the section's own n_tokens when it is 256..65536 (else 50257, so the
  * count check is reached too). A section that loads must encode (losslessly) and decode. */
 #define RUN_NO_MAIN

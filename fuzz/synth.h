@@ -99,7 +99,7 @@ static inline void sy_write_tokenizer(sy_buf *b, int with_bytes) {
     }
 }
 
-/* ---- GPT-2 byte-level BPE section (TSMF tokenizer_kind 2, spec/format.md) ----
+/* ---- GPT-2 byte-level BPE section (TSMF tokenizer_kind 2, docs/format.md) ----
  * i32 n_tokens, i32 n_merges, n_tokens x (i32 len, bytes), n_merges x (i32 left, right, result).
  * Ids 0..255 are the single bytes, then one token per merge below (in rank order), then
  * "<|endoftext|>" as the last id (the models' BOS and EOS). */
@@ -302,7 +302,7 @@ static inline void sy_tensor(sy_buf *b, const sy_source *src, const char *name, 
     free(w);
 }
 
-/* TSMF (spec/format.md): 256-byte header, layer windows, 64-aligned tensors in the
+/* TSMF (docs/format.md): 256-byte header, layer windows, 64-aligned tensors in the
  * loader's order, tokenizer. The one writer of TSMF files in C: the fuzz targets and
  * hostile-input tests (random weights), test_all.c (a reference model's weights) and
  * bench/gen.c (random weights at the published shapes) all write through it.
