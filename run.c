@@ -2076,6 +2076,16 @@ TS_INLINE ts_vi ts_load_qw(const int8_t *p, int count) { /* w + 128 = w with the
 TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) { return _mm512_dpbusd_epi32(acc, w, x); }
 TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return _mm512_dpbusd_epi32(corr, _mm512_set1_epi8(-128), x); }
 TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm512_sub_epi32(a, b); }
+/* Q8_0 prompts, tokens in the lanes (ts_tile_q8_tokens): acc += in each lane the 4 products
+ * of quad's bytes (4 weights, broadcast) and the lane's 4 packed activations, x + 128;
+ * ts_qtok_offset is what the + 128 added to a group's sums, 128 sum(w), taken off after. */
+TS_INLINE ts_vi ts_qtok_dot(ts_vi acc, ts_vi x, int32_t quad) { return _mm512_dpbusd_epi32(acc, x, _mm512_set1_epi32(quad)); }
+TS_INLINE ts_vi ts_qtok_offset(const int8_t *w, int len) {
+    int32_t sum = 0;
+    for (int k = 0; k < len; k += 64)
+        sum += ts_vi_sum(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), ts_load_i8(w + k, len - k < 64 ? len - k : 64)));
+    return _mm512_set1_epi32(128 * sum);
+}
 #elif defined(TS_AVX2)
 #define TS_LANES 8
 #define TS_QCHUNK 32
@@ -2137,6 +2147,15 @@ TS_INLINE ts_vi ts_qdot(ts_vi acc, ts_vi w, ts_vi x) {
 }
 TS_INLINE ts_vi ts_qcorrect(ts_vi corr, ts_vi x) { return (void)x, corr; }
 TS_INLINE ts_vi ts_vi_sub(ts_vi a, ts_vi b) { return _mm256_sub_epi32(a, b); }
+/* Q8_0 prompts, tokens in the lanes (ts_tile_q8_tokens): acc += in each lane the 4 products
+ * of quad's bytes (4 weights, broadcast) and the lane's 4 packed activations, stored as they
+ * are: vpmaddubsw multiplies |w| by x with w's sign into int16 pairs (|w| <= 128, |x| <= 127:
+ * no overflow) and vpmaddwd adds the pairs; so there is no offset to take off. */
+TS_INLINE ts_vi ts_qtok_dot(ts_vi acc, ts_vi x, int32_t quad) {
+    __m256i wv = _mm256_set1_epi32(quad);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(x, wv)), _mm256_set1_epi16(1)));
+}
+TS_INLINE ts_vi ts_qtok_offset(const int8_t *w, int len) { return (void)w, (void)len, _mm256_setzero_si256(); }
 #elif defined(TS_NEON)
 #define TS_LANES 4
 #define TS_QCHUNK 16
@@ -2428,113 +2447,58 @@ static void ts_pack_q8(uint32_t *packed, float *packed_scale, const int8_t *xq, 
 }
 #endif
 
+#if defined(TS_PACK_LANES)
+#ifndef TS_TOKEN_TILE_ROWS
 #if defined(TS_AVX512)
-#ifndef TS_TOKEN_TILE_ROWS
-#define TS_TOKEN_TILE_ROWS 8 /* 16 accumulators: enough to keep vpdpbusd busy */
+#define TS_TOKEN_TILE_ROWS 8 /* 8 rows x 2 token tiles = 16 accumulators: enough to keep vpdpbusd busy */
+#else
+#define TS_TOKEN_TILE_ROWS 4 /* 4 x 2 = 8 accumulators of AVX2's 16 registers */
 #endif
-/* Rows i0 .. i0+R-1 (R <= TS_TOKEN_TILE_ROWS) for the TT (<= 2) token tiles from `tile`: 16 TT tokens, of
- * which the first nt exist. The weights' group sums (for the offset) serve all TT tiles. */
+#endif
+/* Rows i0 .. i0+R-1 (R <= TS_TOKEN_TILE_ROWS) for the TT (<= 2) token tiles from `tile`:
+ * TS_LANES TT tokens, of which the first nt exist. Each 4 weights loaded serve all TT tiles. */
 TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t *packed, const float *packed_scale, int i0,
                                  int R, int tile, int TT, int nt) {
+    enum { L = TS_PACK_LANES };
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
     const int8_t *wrow[TS_TOKEN_TILE_ROWS];
     const uint32_t *xp[2];
-    __m512i acc[TS_TOKEN_TILE_ROWS][2];
-    __m512 val[TS_TOKEN_TILE_ROWS][2];
+    ts_vi acc[TS_TOKEN_TILE_ROWS][2];
+    ts_vf val[TS_TOKEN_TILE_ROWS][2];
     for (int r = 0; r < R; r++) wrow[r] = (const int8_t *)w->data + (size_t)(i0 + r) * cols;
-    for (int u = 0; u < TT; u++) xp[u] = packed + (size_t)(tile + u) * slots * 16;
+    for (int u = 0; u < TT; u++) xp[u] = packed + (size_t)(tile + u) * slots * L;
     for (int r = 0; r < R; r++)
-        for (int u = 0; u < TT; u++) val[r][u] = _mm512_setzero_ps();
+        for (int u = 0; u < TT; u++) val[r][u] = ts_vf_zero();
     for (int g = 0, slot = 0; g < groups; g++) {
         int start = g * gs, end = start + gs < cols ? start + gs : cols;
         for (int r = 0; r < R; r++)
-            for (int u = 0; u < TT; u++) acc[r][u] = _mm512_setzero_si512();
-        for (int k = start; k < end; k += 4, slot++) {
-            __m512i xv[2];
-            for (int u = 0; u < TT; u++) xv[u] = _mm512_loadu_si512(xp[u] + (size_t)slot * 16);
-            for (int r = 0; r < R; r++) {
-                int32_t quad = 0; /* 4 weights, 0s past the group's end */
-                if (k + 4 <= end) memcpy(&quad, wrow[r] + k, 4);
-                else memcpy(&quad, wrow[r] + k, (size_t)(end - k));
-                __m512i wv = _mm512_set1_epi32(quad);
-                for (int u = 0; u < TT; u++) acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], xv[u], wv);
-            }
-        }
-        for (int r = 0; r < R; r++) {
-            int32_t offset = 0; /* 128 sum(w) over the group */
-            for (int k = start; k < end; k += 64) {
-                __m512i wv = ts_load_i8(wrow[r] + k, end - k < 64 ? end - k : 64);
-                offset += ts_vi_sum(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), wv));
-            }
-            __m512 w_scale = _mm512_set1_ps(w->scale[(size_t)(i0 + r) * groups + g]);
-            for (int u = 0; u < TT; u++) {
-                __m512 isum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][u], _mm512_set1_epi32(offset * 128)));
-                __m512 x_scale = _mm512_loadu_ps(packed_scale + ((size_t)(tile + u) * groups + g) * 16);
-                val[r][u] = _mm512_add_ps(val[r][u], _mm512_mul_ps(_mm512_mul_ps(isum, w_scale), x_scale)); /* ts_q8_step */
-            }
-        }
-    }
-    for (int u = 0; u < TT; u++) {
-        float result[TS_TOKEN_TILE_ROWS][16];
-        for (int r = 0; r < R; r++) _mm512_storeu_ps(result[r], val[r][u]);
-        for (int l = 0; l < 16 && 16 * u + l < nt; l++)
-            for (int r = 0; r < R; r++) out[(size_t)(16 * (tile + u) + l) * rows + i0 + r] = result[r][l];
-    }
-}
-#endif
-
-#if defined(TS_AVX2)
-#ifndef TS_TOKEN_TILE_ROWS
-#define TS_TOKEN_TILE_ROWS 4 /* 4 rows x 2 token tiles = 8 accumulators of AVX2's 16 registers */
-#endif
-/* The AVX2 form of ts_tile_q8_tokens above: rows i0 .. i0+R-1 for the TT (<= 2) token tiles
- * of 8 tokens from `tile`, of which the first nt exist. vpmaddubsw multiplies |w| (broadcast)
- * by x with w's sign into pairs of int16 (|w| <= 128, |x| <= 127: no overflow), vpmaddwd adds
- * the pairs into the int32 lanes. */
-TS_INLINE void ts_tile_q8_tokens(float *out, const ts_matrix *w, const uint32_t *packed, const float *packed_scale, int i0,
-                                 int R, int tile, int TT, int nt) {
-    int rows = w->rows, cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs), slots = ts_q8_slots(cols, gs);
-    const int8_t *wrow[TS_TOKEN_TILE_ROWS];
-    const uint32_t *xp[2];
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[TS_TOKEN_TILE_ROWS][2];
-    __m256 val[TS_TOKEN_TILE_ROWS][2];
-    for (int r = 0; r < R; r++) wrow[r] = (const int8_t *)w->data + (size_t)(i0 + r) * cols;
-    for (int u = 0; u < TT; u++) xp[u] = packed + (size_t)(tile + u) * slots * 8;
-    for (int r = 0; r < R; r++)
-        for (int u = 0; u < TT; u++) val[r][u] = _mm256_setzero_ps();
-    for (int g = 0, slot = 0; g < groups; g++) {
-        int start = g * gs, end = start + gs < cols ? start + gs : cols;
-        for (int r = 0; r < R; r++)
-            for (int u = 0; u < TT; u++) acc[r][u] = _mm256_setzero_si256();
+            for (int u = 0; u < TT; u++) acc[r][u] = ts_vi_zero();
         for (int k = start; k < end; k += 4, slot++) {
             int count = end - k < 4 ? end - k : 4; /* 4 weights, 0s past the group's end */
-            __m256i xv[2];
-            for (int u = 0; u < TT; u++) xv[u] = _mm256_loadu_si256((const __m256i *)(xp[u] + (size_t)slot * 8));
+            ts_vi xv[2];
+            for (int u = 0; u < TT; u++) xv[u] = ts_load_i32((const int32_t *)(xp[u] + (size_t)slot * L));
             for (int r = 0; r < R; r++) {
                 int32_t quad = 0;
                 if (count == 4) memcpy(&quad, wrow[r] + k, 4);
                 else memcpy(&quad, wrow[r] + k, (size_t)count);
-                __m256i wv = _mm256_set1_epi32(quad), wabs = _mm256_abs_epi8(wv);
-                for (int u = 0; u < TT; u++)
-                    acc[r][u] = _mm256_add_epi32(
-                        acc[r][u], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[u], wv)), ones));
+                for (int u = 0; u < TT; u++) acc[r][u] = ts_qtok_dot(acc[r][u], xv[u], quad);
             }
         }
         for (int r = 0; r < R; r++) {
-            __m256 w_scale = _mm256_set1_ps(w->scale[(size_t)(i0 + r) * groups + g]);
+            ts_vi offset = ts_qtok_offset(wrow[r] + start, end - start);
+            ts_vf w_scale = ts_vf_set1(w->scale[(size_t)(i0 + r) * groups + g]);
             for (int u = 0; u < TT; u++) {
-                __m256 isum = _mm256_cvtepi32_ps(acc[r][u]);
-                __m256 x_scale = _mm256_loadu_ps(packed_scale + ((size_t)(tile + u) * groups + g) * 8);
-                val[r][u] = _mm256_add_ps(val[r][u], _mm256_mul_ps(_mm256_mul_ps(isum, w_scale), x_scale)); /* ts_q8_step */
+                ts_vf isum = ts_vf_from_vi(ts_vi_sub(acc[r][u], offset));
+                ts_vf x_scale = ts_load_f32(packed_scale + ((size_t)(tile + u) * groups + g) * L, L);
+                val[r][u] = ts_vf_add(val[r][u], ts_vf_mul(ts_vf_mul(isum, w_scale), x_scale)); /* ts_q8_step */
             }
         }
     }
     for (int u = 0; u < TT; u++) {
-        float result[TS_TOKEN_TILE_ROWS][8];
-        for (int r = 0; r < R; r++) _mm256_storeu_ps(result[r], val[r][u]);
-        for (int l = 0; l < 8 && 8 * u + l < nt; l++)
-            for (int r = 0; r < R; r++) out[(size_t)(8 * (tile + u) + l) * rows + i0 + r] = result[r][l];
+        float result[TS_TOKEN_TILE_ROWS][L];
+        for (int r = 0; r < R; r++) ts_store_f32(result[r], val[r][u]);
+        for (int l = 0; l < L && L * u + l < nt; l++)
+            for (int r = 0; r < R; r++) out[(size_t)(L * (tile + u) + l) * rows + i0 + r] = result[r][l];
     }
 }
 #endif
