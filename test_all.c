@@ -2117,6 +2117,58 @@ static void test_end_to_end(void) {
  * main
  * ========================================================================== */
 
+/* ---- GPT-2 pre-tokenizer: one case per rule of its regex ----
+ * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * The expected pieces are the regex's matches, worked out by hand from its rules. */
+static void check_pretokens(int line, const char *text, const char *const *want, int n_want) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    int k = 0, ok = 1;
+    char got[512] = "";
+    while (i < n && k < 64) {
+        size_t e = gpt2_pretoken_end(s, n, i);
+        if (e <= i || e > n) { ok = 0; break; }
+        if (k >= n_want || strlen(want[k]) != e - i || memcmp(want[k], text + i, e - i) != 0) ok = 0;
+        size_t used = strlen(got);
+        snprintf(got + used, sizeof got - used, "[%s]", oneline(text + i, e - i, 40));
+        i = e, k++;
+    }
+    check(ok && k == n_want, __FILE__, line, "pre-tokens of \"%s\": got %s", oneline(text, strlen(text), 60), got);
+}
+#define CHECK_PRETOKENS(text, ...)                                                                    \
+    do {                                                                                              \
+        static const char *const want_[] = {__VA_ARGS__};                                             \
+        check_pretokens(__LINE__, (text), want_, (int)(sizeof want_ / sizeof want_[0]));              \
+    } while (0)
+
+static void test_gpt2_pretokenizer(void) {
+    /* the seven contractions, case-sensitive as in GPT-2 */
+    CHECK_PRETOKENS("it's", "it", "'s");
+    CHECK_PRETOKENS("don't", "don", "'t");
+    CHECK_PRETOKENS("they're", "they", "'re");
+    CHECK_PRETOKENS("we've", "we", "'ve");
+    CHECK_PRETOKENS("I'm", "I", "'m");
+    CHECK_PRETOKENS("you'll", "you", "'ll");
+    CHECK_PRETOKENS("he'd", "he", "'d");
+    CHECK_PRETOKENS("IT'S", "IT", "'", "S");          /* no upper-case contraction */
+    CHECK_PRETOKENS("a 's", "a", " '", "s");          /* a space before: a symbol run */
+    /* letters, an optional space before */
+    CHECK_PRETOKENS("Once upon", "Once", " upon");
+    /* numbers */
+    CHECK_PRETOKENS("abc123 456", "abc", "123", " 456");
+    /* other symbols */
+    CHECK_PRETOKENS("Hi!!! ?.,", "Hi", "!!!", " ?.,");
+    /* white space: a run before a non-space leaves its last character to the next piece */
+    CHECK_PRETOKENS("a   b", "a", "  ", " b");
+    CHECK_PRETOKENS("a  ", "a", "  ");                /* at the end: the whole run */
+    CHECK_PRETOKENS("a\n\nb", "a", "\n", "\n", "b");  /* only U+0020 prefixes a word */
+    CHECK_PRETOKENS("a\n\n b", "a", "\n\n", " b");
+    /* letters and numbers in the Unicode sense */
+    CHECK_PRETOKENS("caf\xc3\xa9 \xc3\xbc" "ber", "caf\xc3\xa9", " \xc3\xbc" "ber");
+    CHECK_PRETOKENS("\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac"); /* CJK letters */
+    CHECK_PRETOKENS("x\xd9\xa3", "x", "\xd9\xa3");    /* U+0663, an Arabic-Indic digit */
+}
+
 int main(void) {
     const char *shared = getenv("SHARED");
     if (shared && *shared) SHARED_DIR = shared;
@@ -2132,6 +2184,7 @@ int main(void) {
     test_forward_reference();
     test_bad_tsmf();
     test_tokenizer_llama2();
+    test_gpt2_pretokenizer();
     test_loaders_shared();
     test_end_to_end();
     printf("%d passed, %d failed", n_pass, n_fail);
