@@ -10,16 +10,24 @@
  *                     #define RUN_HEADER_ONLY
  *                     #include "run.c"                   (the declarations alone)
  *
- * Contents, in reading order:
- *   0. Library API        the public declarations (prefix ts_), error handling
- *   1. Model file         llama2.c legacy / v1 / v2 files and our TSMF format, memory-mapped
- *   2. Tokenizer          SentencePiece BPE (Llama 2) and GPT-2 byte-level BPE
- *   3. Transformer        the forward pass: Llama (RMSNorm, RoPE, GQA, SwiGLU) and
- *                         GPT-Neo (LayerNorm, learned positions, local attention, GELU)
- *   4. Sampler            greedy, temperature, top-p; llama2.c's random number generator
- *   5. Generation         generate and chat loops, perplexity, logits
- *   6. Library functions  the API's implementation
- *   7. Command line       ./run MODEL [options]; looking inside: -m inspect, --viz
+ * Contents, in reading order (a first reading: 0 to 4, the transformer in plain C):
+ *   0. Library API          the public declarations (prefix ts_), error handling
+ *   1. The model in memory  config, weight matrices, layers, a session's arrays
+ *   2. Transformer          the forward pass in plain C: Llama (RMSNorm, RoPE, GQA,
+ *                           SwiGLU) and GPT-Neo (LayerNorm, learned positions, local
+ *                           attention, GELU); matrix products for f32, bf16 and Q8_0
+ *   3. Sampler              greedy, temperature, top-p; llama2.c's random number generator
+ *   4. Generation           ts_forward, ts_sample, ts_generate, perplexity
+ *   5. Appendix: the fast engine   every SIMD kernel (AVX-512, AVX2, NEON), behind the
+ *                           hooks of section 2, computing the plain loops' bits
+ *   6. Tokenizers           SentencePiece BPE (Llama 2) and GPT-2 byte-level BPE
+ *   7. Model files          llama2.c legacy / v1 / v2 files and our TSMF format,
+ *                           memory-mapped, every size checked
+ *   8. Library functions    loading, sessions, encoding: the rest of the API
+ *   9. Command line         ./run MODEL [options]: parsing, messages
+ *  10. Looking inside       -m inspect, --viz
+ *  11. The program          the modes and main
+ *  12. Data                 the GPT-2 pre-tokenizer's Unicode tables, the page's CSS
  *
  * It follows llama2.c's run.c (Karpathy) closely enough that, for the same model,
  * tokenizer, prompt and sampling settings, it prints the same bytes. Everything lives in
@@ -283,21 +291,30 @@ static void ts_aligned_free(void *p) {
     if (p) free(((void **)p)[-1]);
 }
 
+/* Little-endian integers and floats of a file, whatever the machine. */
+static int32_t ts_read_i32(const unsigned char *p) {
+    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    int32_t out;
+    memcpy(&out, &v, 4);
+    return out;
+}
+static uint64_t ts_read_u64(const unsigned char *p) {
+    return (uint64_t)(uint32_t)ts_read_i32(p) | (uint64_t)(uint32_t)ts_read_i32(p + 4) << 32;
+}
+static float ts_read_f32(const unsigned char *p) {
+    int32_t i = ts_read_i32(p);
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
+
 /* ==========================================================================
- * 1. Model file
+ * 1. The model in memory
  *
- * Three layouts are read, all into the same ts_model of pointers into the mapped file:
- *  - llama2.c legacy: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
- *    vocab_size, seq_len; negative vocab_size = separate classifier), then float32
- *    tensors stacked by kind: embedding, attention norms, wq, wk, wv, wo, ffn norms,
- *    w1, w2, w3, final norm, two unused RoPE tables, classifier.
- *  - llama2.c versioned (magic "ak42"): a 256-byte header; version 1 is float32 with
- *    the norms first, version 2 is Q8_0 (int8 values + a float scale per group).
- *  - TSMF, ours: a 256-byte header that says everything needed to run the model
- *    (architecture, norm, activation, positions, biases, rope theta, epsilon, per-layer
- *    attention window, weight type, embedded tokenizer) and 64-byte aligned tensors.
- *    README.md documents it field by field.
- * Every size is checked against the file length before a pointer is formed.
+ * A model is its config and pointers into the mapped file: a weight matrix per
+ * projection, grouped by layer, and the tokenizer. It is read-only once loaded; all that
+ * changes while a text runs (activations, KV cache, sampler) lives in a ts_session, cut
+ * from one allocation. Section 7 fills a ts_model from a file; section 8 allocates a session.
  * ========================================================================== */
 
 /* A weight matrix (rows, cols): out[i] = sum_j W[i][j] * x[j]. Q8_0 cuts each row into
@@ -323,7 +340,7 @@ typedef struct {
     int window;                                /* 0 = global attention, else local window */
 } ts_layer;
 
-/* Tokenizer state (section 2); declared here because the model owns it. */
+/* Tokenizer state (section 6); declared here because the model owns it. */
 typedef struct gpt2_tokenizer gpt2_tokenizer;
 typedef struct {
     int kind;                   /* TS_TOK_* */
@@ -356,1429 +373,6 @@ struct ts_model {
     void *owned_file;
     char source[32];            /* "llama2.c legacy", "TSMF" ... */
 };
-
-/* A cursor over the file: hands out tensors, refusing anything past the end. */
-typedef struct {
-    const unsigned char *base;
-    size_t size, pos;
-    ts_error *err;
-    int failed;
-    const char *region;  /* what ends at `size`, for messages: "model file", "TSMF weights" */
-} ts_reader;
-
-static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t align, const char *what) {
-    if (r->failed) return NULL;
-    size_t bytes, start = r->pos, end;
-    if (align > 1) start = (start + align - 1) / align * align;
-    if (start < r->pos || !ts_mul(count, elem_size, &bytes) || !ts_add(start, bytes, &end) || end > r->size) {
-        ts_fail(r->err, TS_E_FORMAT, "%s is truncated: tensor %s needs %zu x %zu bytes at offset %zu, but it ends at %zu",
-                r->region, what, count, elem_size, start, r->size);
-        r->failed = 1;
-        return NULL;
-    }
-    const unsigned char *p = r->base + start;
-    if (elem_size >= 2 && ((uintptr_t)p % (elem_size > 4 ? 4 : elem_size)) != 0) {
-        ts_fail(r->err, TS_E_FORMAT, "tensor %s at offset %zu is misaligned", what, start);
-        r->failed = 1;
-        return NULL;
-    }
-    r->pos = end;
-    return p;
-}
-
-static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const char *what) {
-    return (const float *)ts_take(r, count, sizeof(float), align, what);
-}
-
-/* A matrix of the given type: values, then (Q8_0) its group scales. */
-static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
-    ts_matrix m = {type, rows, cols, group_size, NULL, NULL};
-    size_t n;
-    if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
-    if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
-    else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
-    else {
-        m.data = ts_take(r, n, 1, align, what);
-        m.scale = ts_take_f32(r, (size_t)rows * (size_t)ts_groups(cols, group_size), align, what);
-    }
-    return m;
-}
-
-static int32_t ts_read_i32(const unsigned char *p) {
-    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    int32_t out;
-    memcpy(&out, &v, 4);
-    return out;
-}
-static uint64_t ts_read_u64(const unsigned char *p) {
-    return (uint64_t)(uint32_t)ts_read_i32(p) | (uint64_t)(uint32_t)ts_read_i32(p + 4) << 32;
-}
-static float ts_read_f32(const unsigned char *p) {
-    int32_t i = ts_read_i32(p);
-    float f;
-    memcpy(&f, &i, 4);
-    return f;
-}
-
-/* Header sanity: sizes positive, bounded, and consistent with each other. The bounds are
- * far above any model this engine targets and keep every product well inside size_t. */
-static int ts_check_config(const ts_config *c, ts_error *err) {
-#define TS_CHECK_RANGE(field, lo, hi)                                                            \
-    if (c->field < (lo) || c->field > (hi))                                                      \
-        return ts_fail(err, TS_E_FORMAT, "bad model header: " #field " = %d (must be %d..%d)", \
-                       (int)c->field, (int)(lo), (int)(hi));
-    TS_CHECK_RANGE(dim, 1, 1 << 16)
-    TS_CHECK_RANGE(hidden_dim, 1, 1 << 18)
-    TS_CHECK_RANGE(n_layers, 1, 1024)
-    TS_CHECK_RANGE(n_heads, 1, 1024)
-    TS_CHECK_RANGE(n_kv_heads, 1, c->n_heads)
-    TS_CHECK_RANGE(head_dim, 1, 1 << 12)
-    TS_CHECK_RANGE(vocab_size, 1, 1 << 22)
-    TS_CHECK_RANGE(seq_len, 1, 1 << 20)
-    TS_CHECK_RANGE(norm_kind, 1, 2)
-    TS_CHECK_RANGE(act_kind, 1, 2)
-    TS_CHECK_RANGE(pos_kind, 1, 2)
-    TS_CHECK_RANGE(weight_type, 0, 2)
-#undef TS_CHECK_RANGE
-    if (c->n_heads % c->n_kv_heads != 0)
-        return ts_fail(err, TS_E_FORMAT, "bad model header: n_kv_heads = %d does not divide n_heads = %d", c->n_kv_heads, c->n_heads);
-    if ((size_t)c->n_heads * (size_t)c->head_dim > (1u << 18))
-        return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads x head_dim = %d x %d is too large", c->n_heads, c->head_dim);
-    if (c->pos_kind == TS_POS_ROPE && c->head_dim % 2 != 0)
-        return ts_fail(err, TS_E_FORMAT, "bad model header: head_dim = %d must be even for rotary positions", c->head_dim);
-    if (c->weight_type == TS_Q8_0 && (c->group_size < 1 || c->group_size > 4096))
-        return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d (must be 1..4096)", c->group_size);
-    if (!(c->norm_eps >= 0.0f && c->norm_eps < 1.0f))
-        return ts_fail(err, TS_E_FORMAT, "bad model header: norm_eps = %g", (double)c->norm_eps);
-    if (c->pos_kind == TS_POS_ROPE && !(c->rope_theta > 0.0f && c->rope_theta < 1e12f))
-        return ts_fail(err, TS_E_FORMAT, "bad model header: rope_theta = %g", (double)c->rope_theta);
-    if (c->bos_id < -1 || c->bos_id >= c->vocab_size || c->eos_id < -1 || c->eos_id >= c->vocab_size)
-        return ts_fail(err, TS_E_FORMAT, "bad model header: bos_id %d / eos_id %d outside the vocabulary of %d", c->bos_id,
-                       c->eos_id, c->vocab_size);
-    return TS_OK;
-}
-
-/* The llama2.c files: one configuration, tensors stacked by kind, no alignment. */
-static void ts_llama2c_defaults(ts_config *c) {
-    c->arch = TS_ARCH_LLAMA;
-    c->norm_kind = TS_NORM_RMS;
-    c->act_kind = TS_ACT_SWIGLU;
-    c->pos_kind = TS_POS_ROPE;
-    c->rope_theta = 10000.0f;
-    c->norm_eps = 1e-5f;
-    c->bos_id = 1;
-    c->eos_id = 2;
-}
-
-static int ts_read_llama2c_params(ts_config *c, const unsigned char *p, ts_error *err) {
-    c->dim = ts_read_i32(p);
-    c->hidden_dim = ts_read_i32(p + 4);
-    c->n_layers = ts_read_i32(p + 8);
-    c->n_heads = ts_read_i32(p + 12);
-    c->n_kv_heads = ts_read_i32(p + 16);
-    c->vocab_size = ts_read_i32(p + 20);
-    c->seq_len = ts_read_i32(p + 24);
-    if (c->n_heads <= 0 || c->dim <= 0 || c->dim % c->n_heads != 0)
-        return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads = %d does not divide dim = %d", c->n_heads, c->dim);
-    c->head_dim = c->dim / c->n_heads;
-    return TS_OK;
-}
-
-/* Lays out the stacked tensors of a llama2.c file. `version` is 0 (legacy), 1 or 2. */
-static int ts_load_llama2c(ts_model *m, ts_reader *r, int version, int shared) {
-    ts_config *c = &m->config;
-    int L = c->n_layers, dim = c->dim, hid = c->hidden_dim, q_dim = c->n_heads * c->head_dim;
-    int kv_dim = c->n_kv_heads * c->head_dim, type = version == 2 ? TS_Q8_0 : TS_F32, gs = c->group_size;
-    const float *attn_norm = NULL, *ffn_norm = NULL;
-    if (version >= 1) { /* v1/v2: all norms first */
-        attn_norm = ts_take_f32(r, (size_t)L * dim, 1, "attention norms");
-        ffn_norm = ts_take_f32(r, (size_t)L * dim, 1, "ffn norms");
-        m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
-    }
-    m->tok_embedding = ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "token embedding");
-    if (version == 0) attn_norm = ts_take_f32(r, (size_t)L * dim, 1, "attention norms");
-    /* wq/wk/wv/wo/w1/w2/w3 for every layer, kind by kind. f32 files hold each kind as
-     * one block; Q8_0 files hold each layer's tensor as values then scales. */
-    struct { size_t offset; int rows, cols; const char *name; } kinds[7] = {
-        {offsetof(ts_layer, wq), q_dim, dim, "wq"},  {offsetof(ts_layer, wk), kv_dim, dim, "wk"},
-        {offsetof(ts_layer, wv), kv_dim, dim, "wv"}, {offsetof(ts_layer, wo), dim, q_dim, "wo"},
-        {offsetof(ts_layer, w1), hid, dim, "w1"},    {offsetof(ts_layer, w2), dim, hid, "w2"},
-        {offsetof(ts_layer, w3), hid, dim, "w3"}};
-    for (int k = 0; k < 7; k++) {
-        if (version == 0 && k == 4) ffn_norm = ts_take_f32(r, (size_t)L * dim, 1, "ffn norms");
-        for (int l = 0; l < L; l++)
-            *(ts_matrix *)((char *)&m->layers[l] + kinds[k].offset) =
-                ts_take_matrix(r, type, kinds[k].rows, kinds[k].cols, gs, 1, kinds[k].name);
-    }
-    if (version == 0) {
-        m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
-        ts_take(r, (size_t)c->seq_len, (size_t)c->head_dim * 4, 1, "rope tables"); /* unused freq_cis */
-    }
-    m->classifier = shared ? m->tok_embedding : ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "classifier");
-    if (r->failed) return r->err ? r->err->code : TS_E_FORMAT;
-    for (int l = 0; l < L; l++) {
-        m->layers[l].attn_norm = attn_norm + (size_t)l * dim;
-        m->layers[l].ffn_norm = ffn_norm + (size_t)l * dim;
-    }
-    if (r->pos != r->size)
-        return ts_fail(r->err, TS_E_FORMAT, "model file has %zu bytes, but its header describes %zu (wrong header, or not a model file?)",
-                       r->size, r->pos);
-    return TS_OK;
-}
-
-/* TSMF: our header, then per-layer tensors, each 64-byte aligned. */
-#define TS_TSMF_HEADER 256
-static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *tok_size, int *tok_kind) {
-    ts_config *c = &m->config;
-    const unsigned char *h = r->base;
-    ts_error *err = r->err;
-    if (r->size < TS_TSMF_HEADER) return ts_fail(err, TS_E_FORMAT, "TSMF file is truncated: %zu bytes, the header alone is 256", r->size);
-    uint32_t version = (uint32_t)ts_read_i32(h + 4), header_size = (uint32_t)ts_read_i32(h + 8);
-    if (version != 1) return ts_fail(err, TS_E_FORMAT, "TSMF version %u is not supported (this engine reads version 1)", version);
-    if (header_size != TS_TSMF_HEADER) return ts_fail(err, TS_E_FORMAT, "bad TSMF header_size = %u (expected 256)", header_size);
-    c->arch = ts_read_i32(h + 12);
-    c->dim = ts_read_i32(h + 16);
-    c->hidden_dim = ts_read_i32(h + 20);
-    c->n_layers = ts_read_i32(h + 24);
-    c->n_heads = ts_read_i32(h + 28);
-    c->n_kv_heads = ts_read_i32(h + 32);
-    c->head_dim = ts_read_i32(h + 36);
-    c->vocab_size = ts_read_i32(h + 40);
-    c->seq_len = ts_read_i32(h + 44);
-    c->norm_kind = ts_read_i32(h + 48);
-    c->act_kind = ts_read_i32(h + 52);
-    c->pos_kind = ts_read_i32(h + 56);
-    c->flags = (unsigned)ts_read_i32(h + 60);
-    c->weight_type = ts_read_i32(h + 64);
-    c->group_size = ts_read_i32(h + 68);
-    c->rope_theta = ts_read_f32(h + 72);
-    c->norm_eps = ts_read_f32(h + 76);
-    *tok_kind = ts_read_i32(h + 80);
-    c->bos_id = ts_read_i32(h + 84);
-    c->eos_id = ts_read_i32(h + 88);
-    uint64_t weights_offset = ts_read_u64(h + 96), weights_size = ts_read_u64(h + 104);
-    uint64_t tokenizer_offset = ts_read_u64(h + 112), tokenizer_size = ts_read_u64(h + 120);
-    if (c->arch != TS_ARCH_LLAMA && c->arch != TS_ARCH_GPTNEO)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown arch = %d", c->arch);
-    if (c->flags & ~31u) return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown flags 0x%x", c->flags);
-    if (*tok_kind < TS_TOK_NONE || *tok_kind > TS_TOK_GPT2)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown tokenizer_kind = %d", *tok_kind);
-    int rc = ts_check_config(c, err);
-    if (rc) return rc;
-    /* per-layer attention windows follow the header */
-    r->pos = TS_TSMF_HEADER;
-    const unsigned char *windows = (const unsigned char *)ts_take(r, (size_t)c->n_layers, 4, 1, "layer_window");
-    if (!windows) return TS_E_FORMAT;
-    if (weights_offset % 64 || weights_offset < r->pos || weights_offset > r->size || weights_size > r->size - weights_offset)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_offset = %llu, weights_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the layer windows)",
-                       (unsigned long long)weights_offset, (unsigned long long)weights_size, r->size);
-    if (*tok_kind != TS_TOK_NONE &&
-        (tokenizer_offset % 64 || tokenizer_offset < weights_offset + weights_size || tokenizer_offset > r->size ||
-         tokenizer_size > r->size - tokenizer_offset))
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer_offset = %llu, tokenizer_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the weights)",
-                       (unsigned long long)tokenizer_offset, (unsigned long long)tokenizer_size, r->size);
-    *tok_offset = (size_t)tokenizer_offset;
-    *tok_size = (size_t)tokenizer_size;
-
-    /* tensors: the weights region only */
-    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0,
-                   "TSMF weights region (weights_offset + weights_size)"};
-    int type = c->weight_type, gs = c->group_size, dim = c->dim, hid = c->hidden_dim;
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-    int layer_norm = c->norm_kind == TS_NORM_LAYER;
-    m->tok_embedding = ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "tok_embedding");
-    if (c->pos_kind == TS_POS_LEARNED) /* (seq_len) rows of dim floats */
-        m->pos_embedding = (const float *)ts_take(&w, (size_t)c->seq_len, (size_t)dim * 4, 64, "pos_embedding");
-    for (int l = 0; l < c->n_layers; l++) {
-        ts_layer *ly = &m->layers[l];
-        ly->window = ts_read_i32(windows + 4 * (size_t)l);
-        if (ly->window < 0) return ts_fail(err, TS_E_FORMAT, "bad TSMF header: layer_window[%d] = %d", l, ly->window);
-        ly->attn_norm = ts_take_f32(&w, (size_t)dim, 64, "attn_norm");
-        if (layer_norm) ly->attn_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "attn_norm_bias");
-        ly->wq = ts_take_matrix(&w, type, q_dim, dim, gs, 64, "wq");
-        ly->wk = ts_take_matrix(&w, type, kv_dim, dim, gs, 64, "wk");
-        ly->wv = ts_take_matrix(&w, type, kv_dim, dim, gs, 64, "wv");
-        if (c->flags & TS_FLAG_QKV_BIAS) {
-            ly->bq = ts_take_f32(&w, (size_t)q_dim, 64, "bq");
-            ly->bk = ts_take_f32(&w, (size_t)kv_dim, 64, "bk");
-            ly->bv = ts_take_f32(&w, (size_t)kv_dim, 64, "bv");
-        }
-        ly->wo = ts_take_matrix(&w, type, dim, q_dim, gs, 64, "wo");
-        if (c->flags & TS_FLAG_OUT_BIAS) ly->bo = ts_take_f32(&w, (size_t)dim, 64, "bo");
-        ly->ffn_norm = ts_take_f32(&w, (size_t)dim, 64, "ffn_norm");
-        if (layer_norm) ly->ffn_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "ffn_norm_bias");
-        ly->w1 = ts_take_matrix(&w, type, hid, dim, gs, 64, "w1");
-        if (c->flags & TS_FLAG_MLP_BIAS) ly->b1 = ts_take_f32(&w, (size_t)hid, 64, "b1");
-        if (c->act_kind == TS_ACT_SWIGLU) ly->w3 = ts_take_matrix(&w, type, hid, dim, gs, 64, "w3");
-        ly->w2 = ts_take_matrix(&w, type, dim, hid, gs, 64, "w2");
-        if (c->flags & TS_FLAG_MLP_BIAS) ly->b2 = ts_take_f32(&w, (size_t)dim, 64, "b2");
-    }
-    m->final_norm = ts_take_f32(&w, (size_t)dim, 64, "final_norm");
-    if (layer_norm) m->final_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "final_norm_bias");
-    m->classifier = (c->flags & TS_FLAG_TIED) ? m->tok_embedding
-                                              : ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "classifier");
-    if (w.failed) return err ? err->code : TS_E_FORMAT;
-    if (w.pos != w.size)
-        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_size = %llu but the tensors take %zu bytes",
-                       (unsigned long long)weights_size, w.pos - (size_t)weights_offset);
-    return TS_OK;
-}
-
-static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err);
-static void ts_tokenizer_free(ts_tokenizer *t);
-
-/* Recognises the layout from the first bytes and fills in the model. */
-static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts_error *err) {
-    ts_config *c = &m->config;
-    ts_reader r = {m->file, m->file_size, 0, err, 0, "model file"};
-    size_t embedded_offset = 0, embedded_size = 0;
-    int embedded_kind = TS_TOK_NONE, rc;
-    memset(c, 0, sizeof *c);
-    if (m->file_size < 28) return ts_fail(err, TS_E_FORMAT, "model file is too short (%zu bytes) to hold a header", m->file_size);
-    if (((uintptr_t)m->file % 4) != 0) return ts_fail(err, TS_E_ARG, "model buffer must be at least 4-byte aligned");
-    if (memcmp(m->file, "TSMF", 4) == 0) {
-        strcpy(m->source, "TSMF");
-        /* layers are needed before the tensors: read n_layers first, bounded */
-        int32_t n_layers = m->file_size >= 28 ? ts_read_i32(m->file + 24) : 0;
-        if (n_layers < 1 || n_layers > 1024) return ts_fail(err, TS_E_FORMAT, "bad model header: n_layers = %d (must be 1..1024)", n_layers);
-        m->layers = (ts_layer *)calloc((size_t)n_layers, sizeof(ts_layer));
-        if (!m->layers) return ts_fail(err, TS_E_NOMEM, "out of memory");
-        rc = ts_load_tsmf(m, &r, &embedded_offset, &embedded_size, &embedded_kind);
-        if (rc) return rc;
-    } else {
-        int version = 0, shared = 1;
-        size_t header = 28;
-        ts_llama2c_defaults(c);
-        if ((uint32_t)ts_read_i32(m->file) == 0x616b3432u) { /* "ak42": llama2.c versioned file */
-            if (m->file_size < 256) return ts_fail(err, TS_E_FORMAT, "llama2.c model file is truncated: %zu bytes, the header alone is 256", m->file_size);
-            version = ts_read_i32(m->file + 4);
-            if (version != 1 && version != 2)
-                return ts_fail(err, TS_E_FORMAT, "llama2.c model version %d is not supported (1 = float32, 2 = Q8_0)", version);
-            rc = ts_read_llama2c_params(c, m->file + 8, err);
-            if (rc) return rc;
-            shared = m->file[36];
-            if (shared > 1) return ts_fail(err, TS_E_FORMAT, "bad model header: shared_classifier = %d", shared);
-            if (version == 2) { /* llama2.c groups run over whole tensors: rows must hold whole groups */
-                c->weight_type = TS_Q8_0;
-                c->group_size = ts_read_i32(m->file + 37);
-                if (c->group_size < 1 || c->dim % c->group_size || c->hidden_dim % c->group_size)
-                    return ts_fail(err, TS_E_FORMAT, "bad model header: group_size = %d must divide dim %d and hidden_dim %d",
-                                   c->group_size, c->dim, c->hidden_dim);
-            }
-            header = 256;
-            snprintf(m->source, sizeof m->source, "llama2.c v%d", version);
-        } else {
-            rc = ts_read_llama2c_params(c, m->file, err);
-            if (rc) return rc;
-            shared = c->vocab_size > 0;
-            if (c->vocab_size < 0 && c->vocab_size != INT_MIN) c->vocab_size = -c->vocab_size;
-            strcpy(m->source, "llama2.c legacy");
-        }
-        if (shared) c->flags |= TS_FLAG_TIED;
-        c->flags |= TS_FLAG_SCALE_ATTN;
-        rc = ts_check_config(c, err);
-        if (rc) return rc;
-        m->layers = (ts_layer *)calloc((size_t)c->n_layers, sizeof(ts_layer));
-        if (!m->layers) return ts_fail(err, TS_E_NOMEM, "out of memory");
-        r.pos = header;
-        rc = ts_load_llama2c(m, &r, version, shared);
-        if (rc) return rc;
-    }
-    if (tok_data) return ts_tokenizer_init(&m->tokenizer, TS_TOK_SENTENCEPIECE, (const unsigned char *)tok_data, tok_size, c, err);
-    if (embedded_kind != TS_TOK_NONE)
-        return ts_tokenizer_init(&m->tokenizer, embedded_kind, m->file + embedded_offset, embedded_size, c, err);
-    return TS_OK; /* no tokenizer: ids in, ids out (the logits mode needs nothing more) */
-}
-
-/* Reads a whole file: mmap where we can (read-only, shared between processes). */
-static int ts_map_file(const char *path, const unsigned char **data, size_t *size, int *mapped, void **owned, ts_error *err) {
-    *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
-#ifdef TS_HAVE_MMAP
-    struct stat st; /* a FIFO would block, a device has no size: only plain files */
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return ts_fail(err, TS_E_IO, "%s is not a regular file (a pipe, a device or a folder): it is memory-mapped, so it must "
-                       "be a file on disk (save a pipe's output to a file first)", path);
-#endif
-    FILE *f = fopen(path, "rb");
-    if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return ts_fail(err, TS_E_IO, "cannot seek in %s (not a regular file?)", path);
-    }
-    long end = ftell(f);
-    if (end < 0) {
-        fclose(f);
-        return ts_fail(err, TS_E_IO, "cannot size %s (not a regular file?)", path);
-    }
-    *size = (size_t)end;
-    if (*size == 0) {
-        fclose(f);
-        return ts_fail(err, TS_E_FORMAT, "%s is empty", path);
-    }
-#ifdef TS_HAVE_MMAP
-    void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
-    fclose(f);
-    if (p == MAP_FAILED) return ts_fail(err, TS_E_IO, "cannot map %s: %s", path, strerror(errno));
-    *data = (const unsigned char *)p;
-    *mapped = 1;
-    return TS_OK;
-#else
-    unsigned char *buf = (unsigned char *)ts_aligned_alloc(*size);
-    if (!buf) {
-        fclose(f);
-        return ts_fail(err, TS_E_NOMEM, "out of memory reading %s (%zu bytes)", path, *size);
-    }
-    rewind(f);
-    size_t got = fread(buf, 1, *size, f);
-    fclose(f);
-    if (got != *size) {
-        ts_aligned_free(buf);
-        return ts_fail(err, TS_E_IO, "cannot read %s", path);
-    }
-    *data = buf;
-    *owned = buf;
-    return TS_OK;
-#endif
-}
-
-static void ts_unmap_file(const unsigned char *data, size_t size, int mapped, void *owned) {
-#ifdef TS_HAVE_MMAP
-    if (mapped) munmap((void *)data, size);
-#else
-    (void)data, (void)size, (void)mapped;
-#endif
-    ts_aligned_free(owned);
-}
-
-/* ==========================================================================
- * 2. Tokenizer
- *
- * SentencePiece BPE as llama2.c stores it (tokenizer.bin: max_token_length, then per
- * token a float score, a length and the bytes, "▁" already turned into " "). Encoding
- * follows sentencepiece: a dummy-prefix space, one symbol per UTF-8 character (unknown
- * characters fall back to their bytes as <0xXX> tokens), then repeatedly merge the
- * adjacent pair whose concatenation is the highest-scoring token, leftmost on ties.
- * llama2.c rescans the whole text for every merge (quadratic); we keep the candidate
- * pairs in a heap, so a megabyte encodes in a fraction of a second, with the same result.
- *
- * GPT-2 byte-level BPE (the TinyStories paper's models) lives in its own sub-section.
- * ========================================================================== */
-
-static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over a then b */
-    for (size_t i = 0; i < na; i++) h = (h ^ (unsigned char)a[i]) * 1099511628211ull;
-    for (size_t i = 0; i < nb; i++) h = (h ^ (unsigned char)b[i]) * 1099511628211ull;
-    return h;
-}
-
-/* Every piece sits at most this many slots after its hash's slot: checked as the table is
- * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
- * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
- * lookup walk a long run. */
-#define TS_MAX_PROBE 256
-
-/* The id of the token whose bytes are a followed by b, or -1. */
-static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
-    size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
-    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
-        int id = t->hash[i];
-        if (id < 0) return -1;
-        if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
-            return id;
-    }
-    return -1;
-}
-
-/* Builds the hash from pieces; the first of duplicate pieces wins. */
-static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
-    size_t cap = 16;
-    while (cap < (size_t)t->vocab_size * 2) cap *= 2;
-    t->hash = (int *)malloc(cap * sizeof(int));
-    if (!t->hash) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    memset(t->hash, 0xff, cap * sizeof(int));
-    t->hash_mask = cap - 1;
-    for (int id = 0; id < t->vocab_size; id++) {
-        if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
-        size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
-        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
-            if (probe == TS_MAX_PROBE)
-                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
-                               id, TS_MAX_PROBE);
-        t->hash[i] = id;
-    }
-    return TS_OK;
-}
-
-static int ts_hexval(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    return -1;
-}
-
-static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
-    int n = t->vocab_size;
-    /* every token takes at least 8 bytes: refuse a short file before allocating for it */
-    if (size < 4 || (size - 4) / 8 < (size_t)n)
-        return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: %zu bytes cannot hold the model's %d tokens",
-                       size, n);
-    t->piece = (const char **)calloc((size_t)n, sizeof(char *));
-    t->piece_len = (int *)calloc((size_t)n, sizeof(int));
-    t->score = (float *)calloc((size_t)n, sizeof(float));
-    t->byte_value = (short *)calloc((size_t)n, sizeof(short));
-    if (!t->piece || !t->piece_len || !t->score || !t->byte_value) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    size_t pos = 4; /* skip max_token_length: lengths are checked one by one instead */
-    for (int id = 0; id < n; id++) {
-        if (size - pos < 8)
-            return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: it ends at token %d of the model's %d", id, n);
-        float score = ts_read_f32(data + pos);
-        int32_t len = ts_read_i32(data + pos + 4);
-        pos += 8;
-        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score (%g)", id, (double)score);
-        if (len < 0 || (size_t)len > size - pos)
-            return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has length %d, past the end of the tokenizer (%zu bytes)", id, (int)len, size);
-        t->piece[id] = (const char *)data + pos;
-        t->piece_len[id] = len;
-        t->score[id] = score;
-        pos += (size_t)len;
-    }
-    if (pos != size)
-        return ts_fail(err, TS_E_FORMAT, "tokenizer has %zu bytes after the model's %d tokens: it belongs to a model with a larger vocabulary", size - pos, n);
-    for (int b = 0; b < 256; b++) t->byte_token[b] = -1;
-    for (int id = n - 1; id >= 0; id--) { /* "<0xXX>" byte-fallback tokens; lowest id wins */
-        const char *p = t->piece[id];
-        int hi, lo;
-        t->byte_value[id] = -1;
-        if (t->piece_len[id] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && (hi = ts_hexval(p[3])) >= 0 &&
-            (lo = ts_hexval(p[4])) >= 0) {
-            t->byte_value[id] = (short)(hi * 16 + lo);
-            t->byte_token[hi * 16 + lo] = id;
-        }
-    }
-    int rc = ts_build_hash(t, err);
-    if (rc) return rc;
-    t->space_id = ts_lookup2(t, " ", 1, "", 0);
-    t->pair_seen = (unsigned char *)calloc(65536 / 8, 1);
-    if (!t->pair_seen) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    for (int id = 0; id < n; id++)
-        for (int i = 0; i + 1 < t->piece_len[id]; i++) {
-            unsigned pair = (unsigned char)t->piece[id][i] << 8 | (unsigned char)t->piece[id][i + 1];
-            t->pair_seen[pair >> 3] |= (unsigned char)(1u << (pair & 7));
-        }
-    return TS_OK;
-}
-
-/* A symbol of the text being merged: a token in a doubly linked list. */
-typedef struct { int id, prev, next; } ts_symbol;
-/* A candidate merge of symbols left and left's next into token `merged`. */
-typedef struct { float score; int left, merged, left_id, right_id; } ts_pair;
-
-static int ts_pair_before(const ts_pair *a, const ts_pair *b) { /* higher score first, then leftmost */
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-static void ts_heap_push(ts_pair *heap, int *n, ts_pair p) {
-    int i = (*n)++;
-    while (i > 0 && ts_pair_before(&p, &heap[(i - 1) / 2])) {
-        heap[i] = heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    heap[i] = p;
-}
-static ts_pair ts_heap_pop(ts_pair *heap, int *n) {
-    ts_pair top = heap[0], last = heap[--(*n)];
-    int i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && ts_pair_before(&heap[c + 1], &heap[c])) c++;
-        if (!ts_pair_before(&heap[c], &last)) break;
-        heap[i] = heap[c];
-        i = c;
-    }
-    if (*n > 0) heap[i] = last;
-    return top;
-}
-
-static void ts_push_candidate(const ts_tokenizer *t, const ts_symbol *sym, int left, ts_pair *heap, int *n_heap) {
-    int right = sym[left].next;
-    if (left < 0 || right < 0) return;
-    int a = sym[left].id, b = sym[right].id;
-    int id = ts_lookup2(t, t->piece[a], (size_t)t->piece_len[a], t->piece[b], (size_t)t->piece_len[b]);
-    if (id < 0) return;
-    ts_pair p = {t->score[id], left, id, a, b};
-    ts_heap_push(heap, n_heap, p);
-}
-
-/* Encodes with the llama2.c/sentencepiece rules into out (room for len + 3 ids). */
-static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, size_t len, int add_bos, int *out) {
-    long n = 0;
-    if (add_bos && t->bos_id >= 0) out[n++] = t->bos_id;
-    if (len == 0) return n;
-    /* Symbols: the dummy prefix, then each UTF-8 character (a lead byte and up to three
-     * continuation bytes, as llama2.c groups them) or its bytes when it is no token. */
-    ts_symbol *sym = (ts_symbol *)malloc((len + 2) * sizeof(ts_symbol));
-    ts_pair *heap = (ts_pair *)malloc((3 * len + 8) * sizeof(ts_pair));
-    if (!sym || !heap) {
-        free(sym), free(heap);
-        return -1;
-    }
-    int n_sym = 0, n_heap = 0;
-    if (t->space_id >= 0) sym[n_sym++].id = t->space_id;
-    else sym[n_sym++].id = t->byte_token[' '] >= 0 ? t->byte_token[' '] : 0;
-    for (size_t i = 0; i < len;) {
-        size_t j = i + 1;
-        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
-        int id = ts_lookup2(t, text + i, j - i, "", 0);
-        if (id >= 0) sym[n_sym++].id = id;
-        else
-            for (size_t k = i; k < j; k++) {
-                int b = t->byte_token[(unsigned char)text[k]];
-                sym[n_sym++].id = b >= 0 ? b : 0; /* no byte fallback in this vocabulary: <unk> */
-            }
-        i = j;
-    }
-    /* No merge can join two neighbouring symbols if the last byte of the left one's piece
-     * and the first byte of the right one's never stand next to each other in any piece
-     * (for Llama 2, e.g., a letter followed by a space). The text is cut at such places
-     * and each part merged on its own: merges in one part never change the candidates of
-     * another, so the result is that of one heap over the whole text, and the small heaps
-     * stay in cache. */
-    for (int first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
-        for (; end < n_sym; end++) {
-            int a = sym[end - 1].id, b = sym[end].id;
-            if (t->piece_len[a] == 0 || t->piece_len[b] == 0) continue;
-            unsigned pair = (unsigned char)t->piece[a][t->piece_len[a] - 1] << 8 | (unsigned char)t->piece[b][0];
-            if (!(t->pair_seen[pair >> 3] & (1u << (pair & 7)))) break;
-        }
-        for (int i = first; i < end; i++) sym[i].prev = i > first ? i - 1 : -1, sym[i].next = i + 1 < end ? i + 1 : -1;
-        for (int i = first; i + 1 < end; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
-        while (n_heap > 0) {
-            ts_pair p = ts_heap_pop(heap, &n_heap);
-            int left = p.left, right = sym[left].next;
-            /* stale entries: the left symbol was merged away or either side changed */
-            if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
-            sym[left].id = p.merged;
-            sym[left].next = sym[right].next;
-            if (sym[right].next >= 0) sym[sym[right].next].prev = left;
-            sym[right].id = -1;
-            if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
-            ts_push_candidate(t, sym, left, heap, &n_heap);
-        }
-        for (int i = first; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
-    }
-    free(sym);
-    free(heap);
-    return n;
-}
-
-/* ---- GPT-2 byte-level BPE ----------------------------------------------------------
- * The TinyStories paper's models use GPT-2's tokenizer (Radford et al. 2019): text is split
- * into pre-tokens by a regular expression (contractions, letters, numbers, other symbols,
- * white space; letters and numbers in the full Unicode sense), and each pre-token's bytes
- * are merged pairwise by rank, lowest first. It matches Hugging Face `tokenizers`. */
-
-typedef struct { uint32_t first, last; } gpt2_range;
-
-/* BEGIN generated tables: output of
- *   python3 tools/gen_unicode_tables.py DerivedGeneralCategory.txt   (Unicode 16.0 UCD)
- * Unicode 16.0 = what Hugging Face tokenizers 0.23 (Oniguruma) uses. */
-/* Generated by gen_unicode_tables.py from
- * DerivedGeneralCategory-16.0.0-LN.txt. Do not edit by hand. */
-/* \p{L}: Lu Ll Lt Lm Lo: 677 ranges */
-static const gpt2_range gpt2_letter_ranges[677] = {
-    {0x41,0x5A}, {0x61,0x7A}, {0xAA,0xAA}, {0xB5,0xB5}, {0xBA,0xBA},
-    {0xC0,0xD6}, {0xD8,0xF6}, {0xF8,0x2C1}, {0x2C6,0x2D1}, {0x2E0,0x2E4},
-    {0x2EC,0x2EC}, {0x2EE,0x2EE}, {0x370,0x374}, {0x376,0x377}, {0x37A,0x37D},
-    {0x37F,0x37F}, {0x386,0x386}, {0x388,0x38A}, {0x38C,0x38C}, {0x38E,0x3A1},
-    {0x3A3,0x3F5}, {0x3F7,0x481}, {0x48A,0x52F}, {0x531,0x556}, {0x559,0x559},
-    {0x560,0x588}, {0x5D0,0x5EA}, {0x5EF,0x5F2}, {0x620,0x64A}, {0x66E,0x66F},
-    {0x671,0x6D3}, {0x6D5,0x6D5}, {0x6E5,0x6E6}, {0x6EE,0x6EF}, {0x6FA,0x6FC},
-    {0x6FF,0x6FF}, {0x710,0x710}, {0x712,0x72F}, {0x74D,0x7A5}, {0x7B1,0x7B1},
-    {0x7CA,0x7EA}, {0x7F4,0x7F5}, {0x7FA,0x7FA}, {0x800,0x815}, {0x81A,0x81A},
-    {0x824,0x824}, {0x828,0x828}, {0x840,0x858}, {0x860,0x86A}, {0x870,0x887},
-    {0x889,0x88E}, {0x8A0,0x8C9}, {0x904,0x939}, {0x93D,0x93D}, {0x950,0x950},
-    {0x958,0x961}, {0x971,0x980}, {0x985,0x98C}, {0x98F,0x990}, {0x993,0x9A8},
-    {0x9AA,0x9B0}, {0x9B2,0x9B2}, {0x9B6,0x9B9}, {0x9BD,0x9BD}, {0x9CE,0x9CE},
-    {0x9DC,0x9DD}, {0x9DF,0x9E1}, {0x9F0,0x9F1}, {0x9FC,0x9FC}, {0xA05,0xA0A},
-    {0xA0F,0xA10}, {0xA13,0xA28}, {0xA2A,0xA30}, {0xA32,0xA33}, {0xA35,0xA36},
-    {0xA38,0xA39}, {0xA59,0xA5C}, {0xA5E,0xA5E}, {0xA72,0xA74}, {0xA85,0xA8D},
-    {0xA8F,0xA91}, {0xA93,0xAA8}, {0xAAA,0xAB0}, {0xAB2,0xAB3}, {0xAB5,0xAB9},
-    {0xABD,0xABD}, {0xAD0,0xAD0}, {0xAE0,0xAE1}, {0xAF9,0xAF9}, {0xB05,0xB0C},
-    {0xB0F,0xB10}, {0xB13,0xB28}, {0xB2A,0xB30}, {0xB32,0xB33}, {0xB35,0xB39},
-    {0xB3D,0xB3D}, {0xB5C,0xB5D}, {0xB5F,0xB61}, {0xB71,0xB71}, {0xB83,0xB83},
-    {0xB85,0xB8A}, {0xB8E,0xB90}, {0xB92,0xB95}, {0xB99,0xB9A}, {0xB9C,0xB9C},
-    {0xB9E,0xB9F}, {0xBA3,0xBA4}, {0xBA8,0xBAA}, {0xBAE,0xBB9}, {0xBD0,0xBD0},
-    {0xC05,0xC0C}, {0xC0E,0xC10}, {0xC12,0xC28}, {0xC2A,0xC39}, {0xC3D,0xC3D},
-    {0xC58,0xC5A}, {0xC5D,0xC5D}, {0xC60,0xC61}, {0xC80,0xC80}, {0xC85,0xC8C},
-    {0xC8E,0xC90}, {0xC92,0xCA8}, {0xCAA,0xCB3}, {0xCB5,0xCB9}, {0xCBD,0xCBD},
-    {0xCDD,0xCDE}, {0xCE0,0xCE1}, {0xCF1,0xCF2}, {0xD04,0xD0C}, {0xD0E,0xD10},
-    {0xD12,0xD3A}, {0xD3D,0xD3D}, {0xD4E,0xD4E}, {0xD54,0xD56}, {0xD5F,0xD61},
-    {0xD7A,0xD7F}, {0xD85,0xD96}, {0xD9A,0xDB1}, {0xDB3,0xDBB}, {0xDBD,0xDBD},
-    {0xDC0,0xDC6}, {0xE01,0xE30}, {0xE32,0xE33}, {0xE40,0xE46}, {0xE81,0xE82},
-    {0xE84,0xE84}, {0xE86,0xE8A}, {0xE8C,0xEA3}, {0xEA5,0xEA5}, {0xEA7,0xEB0},
-    {0xEB2,0xEB3}, {0xEBD,0xEBD}, {0xEC0,0xEC4}, {0xEC6,0xEC6}, {0xEDC,0xEDF},
-    {0xF00,0xF00}, {0xF40,0xF47}, {0xF49,0xF6C}, {0xF88,0xF8C},
-    {0x1000,0x102A}, {0x103F,0x103F}, {0x1050,0x1055}, {0x105A,0x105D},
-    {0x1061,0x1061}, {0x1065,0x1066}, {0x106E,0x1070}, {0x1075,0x1081},
-    {0x108E,0x108E}, {0x10A0,0x10C5}, {0x10C7,0x10C7}, {0x10CD,0x10CD},
-    {0x10D0,0x10FA}, {0x10FC,0x1248}, {0x124A,0x124D}, {0x1250,0x1256},
-    {0x1258,0x1258}, {0x125A,0x125D}, {0x1260,0x1288}, {0x128A,0x128D},
-    {0x1290,0x12B0}, {0x12B2,0x12B5}, {0x12B8,0x12BE}, {0x12C0,0x12C0},
-    {0x12C2,0x12C5}, {0x12C8,0x12D6}, {0x12D8,0x1310}, {0x1312,0x1315},
-    {0x1318,0x135A}, {0x1380,0x138F}, {0x13A0,0x13F5}, {0x13F8,0x13FD},
-    {0x1401,0x166C}, {0x166F,0x167F}, {0x1681,0x169A}, {0x16A0,0x16EA},
-    {0x16F1,0x16F8}, {0x1700,0x1711}, {0x171F,0x1731}, {0x1740,0x1751},
-    {0x1760,0x176C}, {0x176E,0x1770}, {0x1780,0x17B3}, {0x17D7,0x17D7},
-    {0x17DC,0x17DC}, {0x1820,0x1878}, {0x1880,0x1884}, {0x1887,0x18A8},
-    {0x18AA,0x18AA}, {0x18B0,0x18F5}, {0x1900,0x191E}, {0x1950,0x196D},
-    {0x1970,0x1974}, {0x1980,0x19AB}, {0x19B0,0x19C9}, {0x1A00,0x1A16},
-    {0x1A20,0x1A54}, {0x1AA7,0x1AA7}, {0x1B05,0x1B33}, {0x1B45,0x1B4C},
-    {0x1B83,0x1BA0}, {0x1BAE,0x1BAF}, {0x1BBA,0x1BE5}, {0x1C00,0x1C23},
-    {0x1C4D,0x1C4F}, {0x1C5A,0x1C7D}, {0x1C80,0x1C8A}, {0x1C90,0x1CBA},
-    {0x1CBD,0x1CBF}, {0x1CE9,0x1CEC}, {0x1CEE,0x1CF3}, {0x1CF5,0x1CF6},
-    {0x1CFA,0x1CFA}, {0x1D00,0x1DBF}, {0x1E00,0x1F15}, {0x1F18,0x1F1D},
-    {0x1F20,0x1F45}, {0x1F48,0x1F4D}, {0x1F50,0x1F57}, {0x1F59,0x1F59},
-    {0x1F5B,0x1F5B}, {0x1F5D,0x1F5D}, {0x1F5F,0x1F7D}, {0x1F80,0x1FB4},
-    {0x1FB6,0x1FBC}, {0x1FBE,0x1FBE}, {0x1FC2,0x1FC4}, {0x1FC6,0x1FCC},
-    {0x1FD0,0x1FD3}, {0x1FD6,0x1FDB}, {0x1FE0,0x1FEC}, {0x1FF2,0x1FF4},
-    {0x1FF6,0x1FFC}, {0x2071,0x2071}, {0x207F,0x207F}, {0x2090,0x209C},
-    {0x2102,0x2102}, {0x2107,0x2107}, {0x210A,0x2113}, {0x2115,0x2115},
-    {0x2119,0x211D}, {0x2124,0x2124}, {0x2126,0x2126}, {0x2128,0x2128},
-    {0x212A,0x212D}, {0x212F,0x2139}, {0x213C,0x213F}, {0x2145,0x2149},
-    {0x214E,0x214E}, {0x2183,0x2184}, {0x2C00,0x2CE4}, {0x2CEB,0x2CEE},
-    {0x2CF2,0x2CF3}, {0x2D00,0x2D25}, {0x2D27,0x2D27}, {0x2D2D,0x2D2D},
-    {0x2D30,0x2D67}, {0x2D6F,0x2D6F}, {0x2D80,0x2D96}, {0x2DA0,0x2DA6},
-    {0x2DA8,0x2DAE}, {0x2DB0,0x2DB6}, {0x2DB8,0x2DBE}, {0x2DC0,0x2DC6},
-    {0x2DC8,0x2DCE}, {0x2DD0,0x2DD6}, {0x2DD8,0x2DDE}, {0x2E2F,0x2E2F},
-    {0x3005,0x3006}, {0x3031,0x3035}, {0x303B,0x303C}, {0x3041,0x3096},
-    {0x309D,0x309F}, {0x30A1,0x30FA}, {0x30FC,0x30FF}, {0x3105,0x312F},
-    {0x3131,0x318E}, {0x31A0,0x31BF}, {0x31F0,0x31FF}, {0x3400,0x4DBF},
-    {0x4E00,0xA48C}, {0xA4D0,0xA4FD}, {0xA500,0xA60C}, {0xA610,0xA61F},
-    {0xA62A,0xA62B}, {0xA640,0xA66E}, {0xA67F,0xA69D}, {0xA6A0,0xA6E5},
-    {0xA717,0xA71F}, {0xA722,0xA788}, {0xA78B,0xA7CD}, {0xA7D0,0xA7D1},
-    {0xA7D3,0xA7D3}, {0xA7D5,0xA7DC}, {0xA7F2,0xA801}, {0xA803,0xA805},
-    {0xA807,0xA80A}, {0xA80C,0xA822}, {0xA840,0xA873}, {0xA882,0xA8B3},
-    {0xA8F2,0xA8F7}, {0xA8FB,0xA8FB}, {0xA8FD,0xA8FE}, {0xA90A,0xA925},
-    {0xA930,0xA946}, {0xA960,0xA97C}, {0xA984,0xA9B2}, {0xA9CF,0xA9CF},
-    {0xA9E0,0xA9E4}, {0xA9E6,0xA9EF}, {0xA9FA,0xA9FE}, {0xAA00,0xAA28},
-    {0xAA40,0xAA42}, {0xAA44,0xAA4B}, {0xAA60,0xAA76}, {0xAA7A,0xAA7A},
-    {0xAA7E,0xAAAF}, {0xAAB1,0xAAB1}, {0xAAB5,0xAAB6}, {0xAAB9,0xAABD},
-    {0xAAC0,0xAAC0}, {0xAAC2,0xAAC2}, {0xAADB,0xAADD}, {0xAAE0,0xAAEA},
-    {0xAAF2,0xAAF4}, {0xAB01,0xAB06}, {0xAB09,0xAB0E}, {0xAB11,0xAB16},
-    {0xAB20,0xAB26}, {0xAB28,0xAB2E}, {0xAB30,0xAB5A}, {0xAB5C,0xAB69},
-    {0xAB70,0xABE2}, {0xAC00,0xD7A3}, {0xD7B0,0xD7C6}, {0xD7CB,0xD7FB},
-    {0xF900,0xFA6D}, {0xFA70,0xFAD9}, {0xFB00,0xFB06}, {0xFB13,0xFB17},
-    {0xFB1D,0xFB1D}, {0xFB1F,0xFB28}, {0xFB2A,0xFB36}, {0xFB38,0xFB3C},
-    {0xFB3E,0xFB3E}, {0xFB40,0xFB41}, {0xFB43,0xFB44}, {0xFB46,0xFBB1},
-    {0xFBD3,0xFD3D}, {0xFD50,0xFD8F}, {0xFD92,0xFDC7}, {0xFDF0,0xFDFB},
-    {0xFE70,0xFE74}, {0xFE76,0xFEFC}, {0xFF21,0xFF3A}, {0xFF41,0xFF5A},
-    {0xFF66,0xFFBE}, {0xFFC2,0xFFC7}, {0xFFCA,0xFFCF}, {0xFFD2,0xFFD7},
-    {0xFFDA,0xFFDC}, {0x10000,0x1000B}, {0x1000D,0x10026}, {0x10028,0x1003A},
-    {0x1003C,0x1003D}, {0x1003F,0x1004D}, {0x10050,0x1005D}, {0x10080,0x100FA},
-    {0x10280,0x1029C}, {0x102A0,0x102D0}, {0x10300,0x1031F}, {0x1032D,0x10340},
-    {0x10342,0x10349}, {0x10350,0x10375}, {0x10380,0x1039D}, {0x103A0,0x103C3},
-    {0x103C8,0x103CF}, {0x10400,0x1049D}, {0x104B0,0x104D3}, {0x104D8,0x104FB},
-    {0x10500,0x10527}, {0x10530,0x10563}, {0x10570,0x1057A}, {0x1057C,0x1058A},
-    {0x1058C,0x10592}, {0x10594,0x10595}, {0x10597,0x105A1}, {0x105A3,0x105B1},
-    {0x105B3,0x105B9}, {0x105BB,0x105BC}, {0x105C0,0x105F3}, {0x10600,0x10736},
-    {0x10740,0x10755}, {0x10760,0x10767}, {0x10780,0x10785}, {0x10787,0x107B0},
-    {0x107B2,0x107BA}, {0x10800,0x10805}, {0x10808,0x10808}, {0x1080A,0x10835},
-    {0x10837,0x10838}, {0x1083C,0x1083C}, {0x1083F,0x10855}, {0x10860,0x10876},
-    {0x10880,0x1089E}, {0x108E0,0x108F2}, {0x108F4,0x108F5}, {0x10900,0x10915},
-    {0x10920,0x10939}, {0x10980,0x109B7}, {0x109BE,0x109BF}, {0x10A00,0x10A00},
-    {0x10A10,0x10A13}, {0x10A15,0x10A17}, {0x10A19,0x10A35}, {0x10A60,0x10A7C},
-    {0x10A80,0x10A9C}, {0x10AC0,0x10AC7}, {0x10AC9,0x10AE4}, {0x10B00,0x10B35},
-    {0x10B40,0x10B55}, {0x10B60,0x10B72}, {0x10B80,0x10B91}, {0x10C00,0x10C48},
-    {0x10C80,0x10CB2}, {0x10CC0,0x10CF2}, {0x10D00,0x10D23}, {0x10D4A,0x10D65},
-    {0x10D6F,0x10D85}, {0x10E80,0x10EA9}, {0x10EB0,0x10EB1}, {0x10EC2,0x10EC4},
-    {0x10F00,0x10F1C}, {0x10F27,0x10F27}, {0x10F30,0x10F45}, {0x10F70,0x10F81},
-    {0x10FB0,0x10FC4}, {0x10FE0,0x10FF6}, {0x11003,0x11037}, {0x11071,0x11072},
-    {0x11075,0x11075}, {0x11083,0x110AF}, {0x110D0,0x110E8}, {0x11103,0x11126},
-    {0x11144,0x11144}, {0x11147,0x11147}, {0x11150,0x11172}, {0x11176,0x11176},
-    {0x11183,0x111B2}, {0x111C1,0x111C4}, {0x111DA,0x111DA}, {0x111DC,0x111DC},
-    {0x11200,0x11211}, {0x11213,0x1122B}, {0x1123F,0x11240}, {0x11280,0x11286},
-    {0x11288,0x11288}, {0x1128A,0x1128D}, {0x1128F,0x1129D}, {0x1129F,0x112A8},
-    {0x112B0,0x112DE}, {0x11305,0x1130C}, {0x1130F,0x11310}, {0x11313,0x11328},
-    {0x1132A,0x11330}, {0x11332,0x11333}, {0x11335,0x11339}, {0x1133D,0x1133D},
-    {0x11350,0x11350}, {0x1135D,0x11361}, {0x11380,0x11389}, {0x1138B,0x1138B},
-    {0x1138E,0x1138E}, {0x11390,0x113B5}, {0x113B7,0x113B7}, {0x113D1,0x113D1},
-    {0x113D3,0x113D3}, {0x11400,0x11434}, {0x11447,0x1144A}, {0x1145F,0x11461},
-    {0x11480,0x114AF}, {0x114C4,0x114C5}, {0x114C7,0x114C7}, {0x11580,0x115AE},
-    {0x115D8,0x115DB}, {0x11600,0x1162F}, {0x11644,0x11644}, {0x11680,0x116AA},
-    {0x116B8,0x116B8}, {0x11700,0x1171A}, {0x11740,0x11746}, {0x11800,0x1182B},
-    {0x118A0,0x118DF}, {0x118FF,0x11906}, {0x11909,0x11909}, {0x1190C,0x11913},
-    {0x11915,0x11916}, {0x11918,0x1192F}, {0x1193F,0x1193F}, {0x11941,0x11941},
-    {0x119A0,0x119A7}, {0x119AA,0x119D0}, {0x119E1,0x119E1}, {0x119E3,0x119E3},
-    {0x11A00,0x11A00}, {0x11A0B,0x11A32}, {0x11A3A,0x11A3A}, {0x11A50,0x11A50},
-    {0x11A5C,0x11A89}, {0x11A9D,0x11A9D}, {0x11AB0,0x11AF8}, {0x11BC0,0x11BE0},
-    {0x11C00,0x11C08}, {0x11C0A,0x11C2E}, {0x11C40,0x11C40}, {0x11C72,0x11C8F},
-    {0x11D00,0x11D06}, {0x11D08,0x11D09}, {0x11D0B,0x11D30}, {0x11D46,0x11D46},
-    {0x11D60,0x11D65}, {0x11D67,0x11D68}, {0x11D6A,0x11D89}, {0x11D98,0x11D98},
-    {0x11EE0,0x11EF2}, {0x11F02,0x11F02}, {0x11F04,0x11F10}, {0x11F12,0x11F33},
-    {0x11FB0,0x11FB0}, {0x12000,0x12399}, {0x12480,0x12543}, {0x12F90,0x12FF0},
-    {0x13000,0x1342F}, {0x13441,0x13446}, {0x13460,0x143FA}, {0x14400,0x14646},
-    {0x16100,0x1611D}, {0x16800,0x16A38}, {0x16A40,0x16A5E}, {0x16A70,0x16ABE},
-    {0x16AD0,0x16AED}, {0x16B00,0x16B2F}, {0x16B40,0x16B43}, {0x16B63,0x16B77},
-    {0x16B7D,0x16B8F}, {0x16D40,0x16D6C}, {0x16E40,0x16E7F}, {0x16F00,0x16F4A},
-    {0x16F50,0x16F50}, {0x16F93,0x16F9F}, {0x16FE0,0x16FE1}, {0x16FE3,0x16FE3},
-    {0x17000,0x187F7}, {0x18800,0x18CD5}, {0x18CFF,0x18D08}, {0x1AFF0,0x1AFF3},
-    {0x1AFF5,0x1AFFB}, {0x1AFFD,0x1AFFE}, {0x1B000,0x1B122}, {0x1B132,0x1B132},
-    {0x1B150,0x1B152}, {0x1B155,0x1B155}, {0x1B164,0x1B167}, {0x1B170,0x1B2FB},
-    {0x1BC00,0x1BC6A}, {0x1BC70,0x1BC7C}, {0x1BC80,0x1BC88}, {0x1BC90,0x1BC99},
-    {0x1D400,0x1D454}, {0x1D456,0x1D49C}, {0x1D49E,0x1D49F}, {0x1D4A2,0x1D4A2},
-    {0x1D4A5,0x1D4A6}, {0x1D4A9,0x1D4AC}, {0x1D4AE,0x1D4B9}, {0x1D4BB,0x1D4BB},
-    {0x1D4BD,0x1D4C3}, {0x1D4C5,0x1D505}, {0x1D507,0x1D50A}, {0x1D50D,0x1D514},
-    {0x1D516,0x1D51C}, {0x1D51E,0x1D539}, {0x1D53B,0x1D53E}, {0x1D540,0x1D544},
-    {0x1D546,0x1D546}, {0x1D54A,0x1D550}, {0x1D552,0x1D6A5}, {0x1D6A8,0x1D6C0},
-    {0x1D6C2,0x1D6DA}, {0x1D6DC,0x1D6FA}, {0x1D6FC,0x1D714}, {0x1D716,0x1D734},
-    {0x1D736,0x1D74E}, {0x1D750,0x1D76E}, {0x1D770,0x1D788}, {0x1D78A,0x1D7A8},
-    {0x1D7AA,0x1D7C2}, {0x1D7C4,0x1D7CB}, {0x1DF00,0x1DF1E}, {0x1DF25,0x1DF2A},
-    {0x1E030,0x1E06D}, {0x1E100,0x1E12C}, {0x1E137,0x1E13D}, {0x1E14E,0x1E14E},
-    {0x1E290,0x1E2AD}, {0x1E2C0,0x1E2EB}, {0x1E4D0,0x1E4EB}, {0x1E5D0,0x1E5ED},
-    {0x1E5F0,0x1E5F0}, {0x1E7E0,0x1E7E6}, {0x1E7E8,0x1E7EB}, {0x1E7ED,0x1E7EE},
-    {0x1E7F0,0x1E7FE}, {0x1E800,0x1E8C4}, {0x1E900,0x1E943}, {0x1E94B,0x1E94B},
-    {0x1EE00,0x1EE03}, {0x1EE05,0x1EE1F}, {0x1EE21,0x1EE22}, {0x1EE24,0x1EE24},
-    {0x1EE27,0x1EE27}, {0x1EE29,0x1EE32}, {0x1EE34,0x1EE37}, {0x1EE39,0x1EE39},
-    {0x1EE3B,0x1EE3B}, {0x1EE42,0x1EE42}, {0x1EE47,0x1EE47}, {0x1EE49,0x1EE49},
-    {0x1EE4B,0x1EE4B}, {0x1EE4D,0x1EE4F}, {0x1EE51,0x1EE52}, {0x1EE54,0x1EE54},
-    {0x1EE57,0x1EE57}, {0x1EE59,0x1EE59}, {0x1EE5B,0x1EE5B}, {0x1EE5D,0x1EE5D},
-    {0x1EE5F,0x1EE5F}, {0x1EE61,0x1EE62}, {0x1EE64,0x1EE64}, {0x1EE67,0x1EE6A},
-    {0x1EE6C,0x1EE72}, {0x1EE74,0x1EE77}, {0x1EE79,0x1EE7C}, {0x1EE7E,0x1EE7E},
-    {0x1EE80,0x1EE89}, {0x1EE8B,0x1EE9B}, {0x1EEA1,0x1EEA3}, {0x1EEA5,0x1EEA9},
-    {0x1EEAB,0x1EEBB}, {0x20000,0x2A6DF}, {0x2A700,0x2B739}, {0x2B740,0x2B81D},
-    {0x2B820,0x2CEA1}, {0x2CEB0,0x2EBE0}, {0x2EBF0,0x2EE5D}, {0x2F800,0x2FA1D},
-    {0x30000,0x3134A}, {0x31350,0x323AF},
-};
-/* \p{N}: Nd Nl No: 144 ranges */
-static const gpt2_range gpt2_number_ranges[144] = {
-    {0x30,0x39}, {0xB2,0xB3}, {0xB9,0xB9}, {0xBC,0xBE}, {0x660,0x669},
-    {0x6F0,0x6F9}, {0x7C0,0x7C9}, {0x966,0x96F}, {0x9E6,0x9EF}, {0x9F4,0x9F9},
-    {0xA66,0xA6F}, {0xAE6,0xAEF}, {0xB66,0xB6F}, {0xB72,0xB77}, {0xBE6,0xBF2},
-    {0xC66,0xC6F}, {0xC78,0xC7E}, {0xCE6,0xCEF}, {0xD58,0xD5E}, {0xD66,0xD78},
-    {0xDE6,0xDEF}, {0xE50,0xE59}, {0xED0,0xED9}, {0xF20,0xF33},
-    {0x1040,0x1049}, {0x1090,0x1099}, {0x1369,0x137C}, {0x16EE,0x16F0},
-    {0x17E0,0x17E9}, {0x17F0,0x17F9}, {0x1810,0x1819}, {0x1946,0x194F},
-    {0x19D0,0x19DA}, {0x1A80,0x1A89}, {0x1A90,0x1A99}, {0x1B50,0x1B59},
-    {0x1BB0,0x1BB9}, {0x1C40,0x1C49}, {0x1C50,0x1C59}, {0x2070,0x2070},
-    {0x2074,0x2079}, {0x2080,0x2089}, {0x2150,0x2182}, {0x2185,0x2189},
-    {0x2460,0x249B}, {0x24EA,0x24FF}, {0x2776,0x2793}, {0x2CFD,0x2CFD},
-    {0x3007,0x3007}, {0x3021,0x3029}, {0x3038,0x303A}, {0x3192,0x3195},
-    {0x3220,0x3229}, {0x3248,0x324F}, {0x3251,0x325F}, {0x3280,0x3289},
-    {0x32B1,0x32BF}, {0xA620,0xA629}, {0xA6E6,0xA6EF}, {0xA830,0xA835},
-    {0xA8D0,0xA8D9}, {0xA900,0xA909}, {0xA9D0,0xA9D9}, {0xA9F0,0xA9F9},
-    {0xAA50,0xAA59}, {0xABF0,0xABF9}, {0xFF10,0xFF19}, {0x10107,0x10133},
-    {0x10140,0x10178}, {0x1018A,0x1018B}, {0x102E1,0x102FB}, {0x10320,0x10323},
-    {0x10341,0x10341}, {0x1034A,0x1034A}, {0x103D1,0x103D5}, {0x104A0,0x104A9},
-    {0x10858,0x1085F}, {0x10879,0x1087F}, {0x108A7,0x108AF}, {0x108FB,0x108FF},
-    {0x10916,0x1091B}, {0x109BC,0x109BD}, {0x109C0,0x109CF}, {0x109D2,0x109FF},
-    {0x10A40,0x10A48}, {0x10A7D,0x10A7E}, {0x10A9D,0x10A9F}, {0x10AEB,0x10AEF},
-    {0x10B58,0x10B5F}, {0x10B78,0x10B7F}, {0x10BA9,0x10BAF}, {0x10CFA,0x10CFF},
-    {0x10D30,0x10D39}, {0x10D40,0x10D49}, {0x10E60,0x10E7E}, {0x10F1D,0x10F26},
-    {0x10F51,0x10F54}, {0x10FC5,0x10FCB}, {0x11052,0x1106F}, {0x110F0,0x110F9},
-    {0x11136,0x1113F}, {0x111D0,0x111D9}, {0x111E1,0x111F4}, {0x112F0,0x112F9},
-    {0x11450,0x11459}, {0x114D0,0x114D9}, {0x11650,0x11659}, {0x116C0,0x116C9},
-    {0x116D0,0x116E3}, {0x11730,0x1173B}, {0x118E0,0x118F2}, {0x11950,0x11959},
-    {0x11BF0,0x11BF9}, {0x11C50,0x11C6C}, {0x11D50,0x11D59}, {0x11DA0,0x11DA9},
-    {0x11F50,0x11F59}, {0x11FC0,0x11FD4}, {0x12400,0x1246E}, {0x16130,0x16139},
-    {0x16A60,0x16A69}, {0x16AC0,0x16AC9}, {0x16B50,0x16B59}, {0x16B5B,0x16B61},
-    {0x16D70,0x16D79}, {0x16E80,0x16E96}, {0x1CCF0,0x1CCF9}, {0x1D2C0,0x1D2D3},
-    {0x1D2E0,0x1D2F3}, {0x1D360,0x1D378}, {0x1D7CE,0x1D7FF}, {0x1E140,0x1E149},
-    {0x1E2F0,0x1E2F9}, {0x1E4F0,0x1E4F9}, {0x1E5F1,0x1E5FA}, {0x1E8C7,0x1E8CF},
-    {0x1E950,0x1E959}, {0x1EC71,0x1ECAB}, {0x1ECAD,0x1ECAF}, {0x1ECB1,0x1ECB4},
-    {0x1ED01,0x1ED2D}, {0x1ED2F,0x1ED3D}, {0x1F100,0x1F10C}, {0x1FBF0,0x1FBF9},
-};
-/* END generated tables */
-
-/* Character classes of the pre-tokenizer regex. */
-enum { GPT2_WS = 0, GPT2_LETTER = 1, GPT2_NUMBER = 2, GPT2_SYMBOL = 3 };
-
-/* Binary search in a sorted, non-overlapping range table. */
-static int gpt2_in_ranges(const gpt2_range *r, size_t n, uint32_t cp) {
-    size_t lo = 0, hi = n; /* invariant: a match, if any, is in r[lo..hi) */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp < r[mid].first)
-            hi = mid;
-        else if (cp > r[mid].last)
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
-}
-
-/* \s: Unicode White_Space (what Oniguruma and Rust's regex use for \s). */
-static int gpt2_is_space(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20;
-    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-           cp == 0x202F || cp == 0x205F || cp == 0x3000;
-}
-
-static int gpt2_class_of(uint32_t cp) {
-    if (cp < 0x80) { /* ASCII fast path */
-        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return GPT2_LETTER;
-        if (cp >= '0' && cp <= '9') return GPT2_NUMBER;
-        return gpt2_is_space(cp) ? GPT2_WS : GPT2_SYMBOL;
-    }
-    if (gpt2_is_space(cp)) return GPT2_WS;
-    if (gpt2_in_ranges(gpt2_letter_ranges, sizeof gpt2_letter_ranges / sizeof gpt2_letter_ranges[0], cp))
-        return GPT2_LETTER;
-    if (gpt2_in_ranges(gpt2_number_ranges, sizeof gpt2_number_ranges / sizeof gpt2_number_ranges[0], cp))
-        return GPT2_NUMBER;
-    return GPT2_SYMBOL;
-}
-
-/* Decode the character at s[i] (i < n) and return its class; *len gets its
- * byte length (1..4). Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
- * anything else is decoded leniently: the single offending byte becomes one
- * character of class GPT2_SYMBOL (not letter, number or space), and decoding
- * resumes at the next byte. Byte-level BPE then encodes the raw byte as usual,
- * so encode/decode still round-trips every input. */
-static int gpt2_char_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
-    unsigned b0 = s[i], need, lo = 0x80, hi = 0xBF;
-    uint32_t cp;
-    size_t k;
-
-    *len = 1;
-    if (b0 < 0x80) return gpt2_class_of(b0);
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1;
-        cp = b0 & 0x1F;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2;
-        cp = b0 & 0x0F;
-        if (b0 == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (b0 == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3;
-        cp = b0 & 0x07;
-        if (b0 == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (b0 == 0xF4)
-            hi = 0x8F; /* > U+10FFFF */
-    } else {
-        return GPT2_SYMBOL; /* stray continuation, C0/C1, F5..FF */
-    }
-    if (n - i <= need) return GPT2_SYMBOL; /* truncated at end of text */
-    for (k = 1; k <= need; k++) {
-        unsigned b = s[i + k];
-        if (b < lo || b > hi) return GPT2_SYMBOL;
-        lo = 0x80;
-        hi = 0xBF; /* only the 2nd byte has a narrowed range */
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    *len = need + 1;
-    return gpt2_class_of(cp);
-}
-
-/* End of the run of characters of class cls starting at i. */
-static size_t gpt2_run_end(const unsigned char *s, size_t n, size_t i, int cls) {
-    size_t len;
-    while (i < n && gpt2_char_at(s, n, i, &len) == cls) i += len;
-    return i;
-}
-
-/* End of the pre-token that starts at i (i < n): the match of the leftmost
- * regex alternative that matches at i. Every character is matched by one of
- * the alternatives, so pre-tokens tile the text. */
-static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
-    size_t len, last, j;
-    int cls;
-
-    /* 's|'t|'re|'ve|'m|'ll|'d  (case-sensitive, as in GPT-2) */
-    if (s[i] == '\'' && n - i >= 2) {
-        unsigned a = s[i + 1];
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
-        if (n - i >= 3) {
-            unsigned b = s[i + 2];
-            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
-        }
-    }
-    /* ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' : an optional U+0020 then a run of
-     * one non-space class (the class of the first character decides which). */
-    if (s[i] == ' ' && n - i >= 2) {
-        cls = gpt2_char_at(s, n, i + 1, &len);
-        if (cls != GPT2_WS) return gpt2_run_end(s, n, i + 1, cls);
-    }
-    cls = gpt2_char_at(s, n, i, &len);
-    if (cls != GPT2_WS) return gpt2_run_end(s, n, i, cls);
-
-    /* '\s+(?!\S)|\s+' : take the whole whitespace run [i, j). If a non-space
-     * follows, (?!\S) fails at j, so the regex backtracks one character and
-     * leaves the last one (start `last`) to prefix the next pre-token; a run
-     * of one character falls through to plain \s+ instead. */
-    last = i;
-    j = i + len;
-    while (j < n && gpt2_char_at(s, n, j, &len) == GPT2_WS) {
-        last = j;
-        j += len;
-    }
-    if (j == n || last == i) return j;
-    return last;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Tokenizer tables                                                         */
-
-/* One slot of the merge hash table; left < 0 marks an empty slot. */
-typedef struct {
-    int32_t left, right, rank, result;
-} gpt2_merge;
-
-typedef struct {
-    const unsigned char *bytes;
-    int32_t len;
-} gpt2_token;
-
-struct gpt2_tokenizer {
-    int n_tokens, n_merges;
-    gpt2_token *tokens;   /* [n_tokens], bytes point into the section   */
-    int32_t byte_id[256]; /* id of the one-byte token for each byte     */
-    gpt2_merge *merges;   /* open addressing, linear probing, load <= 1/2 */
-    size_t mask;          /* slot count - 1 (a power of two)            */
-    unsigned shift;       /* 64 - log2(slot count), for Fibonacci hashing */
-};
-
-enum { GPT2_ERR_FORMAT = -1, GPT2_ERR_NOMEM = -2 };
-
-static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
-    uint64_t k = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
-    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
-}
-
-/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
- * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
-static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
-    size_t i = gpt2_slot_of(t, l, r);
-    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
-        const gpt2_merge *m = &t->merges[i];
-        if (m->left == l && m->right == r) return m;
-        if (m->left < 0) return NULL;
-        i = (i + 1) & t->mask;
-    }
-    return NULL;
-}
-
-/* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
- * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
- * its slots (only a file crafted to slow every lookup down does that). */
-static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
-    size_t i = gpt2_slot_of(t, l, r);
-    gpt2_merge *m;
-    for (int probe = 0;; probe++) {
-        m = &t->merges[i];
-        if (m->left < 0 || (m->left == l && m->right == r)) break;
-        if (probe == TS_MAX_PROBE) return -1;
-        i = (i + 1) & t->mask;
-    }
-    m->left = l;
-    m->right = r;
-    m->rank = rank;
-    m->result = res;
-    return 0;
-}
-
-static void gpt2_free(gpt2_tokenizer *t) {
-    free(t->tokens);
-    free(t->merges);
-    memset(t, 0, sizeof *t);
-}
-
-/* Little-endian i32, widened so range checks cannot overflow. */
-static int64_t gpt2_rd_i32(const unsigned char *p) {
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
-}
-
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
-        va_list ap;
-        va_start(ap, fmt);
-        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    gpt2_free(t);
-    return code;
-}
-
-/* Parse the token records starting at *off; fills t->tokens and t->byte_id. */
-static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t *off, char *err,
-                            size_t errlen) {
-    int i, b;
-    for (b = 0; b < 256; b++) t->byte_id[b] = -1;
-    for (i = 0; i < t->n_tokens; i++) {
-        int64_t len;
-        if (size - *off < 4)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
-        len = gpt2_rd_i32(sec + *off);
-        *off += 4;
-        if (len < 0 || (uint64_t)len > size - *off)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
-                             (long long)len, size);
-        t->tokens[i].bytes = sec + *off;
-        t->tokens[i].len = (int32_t)len;
-        *off += (size_t)len;
-        if (len == 1) {
-            b = sec[*off - 1];
-            if (t->byte_id[b] >= 0)
-                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
-            t->byte_id[b] = i;
-        }
-    }
-    for (b = 0; b < 256; b++)
-        if (t->byte_id[b] < 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
-    return 0;
-}
-
-/* Parse and check the merge records at off, which must end the section. */
-static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t off, char *err,
-                            size_t errlen) {
-    size_t cap = 16;
-    unsigned bits = 4;
-    int i;
-
-    if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
-                         t->n_merges, size - off);
-    while (cap / 2 < (size_t)t->n_merges) {
-        cap <<= 1;
-        bits++;
-    }
-    t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
-    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
-    t->mask = cap - 1;
-    t->shift = 64 - bits;
-    for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
-
-    for (i = 0; i < t->n_merges; i++, off += 12) {
-        int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
-        const gpt2_token *L, *R, *X;
-        if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
-                             (long long)r, (long long)res, t->n_tokens - 1);
-        L = &t->tokens[l];
-        R = &t->tokens[r];
-        X = &t->tokens[res];
-        /* Non-empty parts make every merge strictly lengthen a symbol, which
-         * the BPE loops rely on (a position's id never repeats). */
-        if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
-            memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
-                             i, (long long)res, (long long)l, (long long)r);
-        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
-                             i, TS_MAX_PROBE);
-    }
-    return 0;
-}
-
-/* Load from a section that must outlive *t (token bytes point into it).
- * Returns 0, or GPT2_ERR_* with a message in err; *t is then empty. */
-static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t size, int vocab_size, char *err,
-                     size_t errlen) {
-    int64_t nt, nm;
-    size_t off = 8;
-    int rc;
-
-    memset(t, 0, sizeof *t);
-    if (err && errlen) err[0] = '\0';
-    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
-    nt = gpt2_rd_i32(section);
-    nm = gpt2_rd_i32(section + 4);
-    if (nt != vocab_size)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
-                         vocab_size);
-    /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
-     * by the size before anything is allocated. */
-    if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
-                         (long long)nt, size);
-    if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
-                         (long long)nm, size);
-    t->n_tokens = (int)nt;
-    t->n_merges = (int)nm;
-    t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
-    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
-    rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
-    if (rc) return rc;
-    return gpt2_load_merges(t, section, size, off, err, errlen);
-}
-
-/* Bytes of token id (not NUL-terminated), or NULL if id is out of range. */
-static const unsigned char *gpt2_token_bytes(const gpt2_tokenizer *t, int id, int *len) {
-    if (id < 0 || id >= t->n_tokens) return NULL;
-    if (len) *len = t->tokens[id].len;
-    return t->tokens[id].bytes;
-}
-
-/* ---------------------------------------------------------------------- */
-/* BPE                                                                      */
-
-/* Output sink: ids beyond max are counted but not stored. */
-typedef struct {
-    int *ids;
-    long max, count;
-} gpt2_out;
-
-static void gpt2_emit(gpt2_out *o, int32_t id) {
-    if (o->count < o->max) o->ids[o->count] = id;
-    o->count++;
-}
-
-/* Pre-tokens of at most this many bytes use the simple quadratic loop on
- * stack arrays; longer ones use the heap (O(n log n)). */
-enum { GPT2_SHORT_MAX = 64 };
-
-/* Rank and result of the pair (l, r); rank INT32_MAX if it never merges. */
-static int32_t gpt2_pair_rank(const gpt2_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
-    const gpt2_merge *m = gpt2_find_merge(t, l, r);
-    if (!m) return INT32_MAX;
-    *res = m->result;
-    return m->rank;
-}
-
-/* Short pre-token (2 <= n <= GPT2_SHORT_MAX): sym[0..m) are the current
- * symbols, rank[k]/res[k] describe the pair (sym[k], sym[k+1]). Each step
- * scans for the lowest rank (strict < keeps the leftmost on ties). */
-static void gpt2_bpe_short(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_out *o) {
-    int32_t sym[GPT2_SHORT_MAX], rank[GPT2_SHORT_MAX], res[GPT2_SHORT_MAX];
-    size_t m = n, k, best;
-
-    for (k = 0; k < n; k++) sym[k] = t->byte_id[w[k]];
-    for (k = 0; k + 1 < n; k++) rank[k] = gpt2_pair_rank(t, sym[k], sym[k + 1], &res[k]);
-    while (m > 1) {
-        best = 0;
-        for (k = 1; k + 1 < m; k++)
-            if (rank[k] < rank[best]) best = k;
-        if (rank[best] == INT32_MAX) break;
-        /* sym[best] absorbs sym[best+1]; pairs after it shift left by one. */
-        sym[best] = res[best];
-        memmove(&sym[best + 1], &sym[best + 2], (m - best - 2) * sizeof sym[0]);
-        memmove(&rank[best + 1], &rank[best + 2], (m - best - 2) * sizeof rank[0]);
-        memmove(&res[best + 1], &res[best + 2], (m - best - 2) * sizeof res[0]);
-        m--;
-        if (best > 0) rank[best - 1] = gpt2_pair_rank(t, sym[best - 1], sym[best], &res[best - 1]);
-        if (best + 1 < m) rank[best] = gpt2_pair_rank(t, sym[best], sym[best + 1], &res[best]);
-    }
-    for (k = 0; k < m; k++) gpt2_emit(o, sym[k]);
-}
-
-/* Heap key of a candidate pair: rank << 32 | pos, so one integer compare
- * orders by rank, then leftmost position on ties. */
-typedef uint64_t gpt2_cand;
-
-static gpt2_cand gpt2_cand_make(int32_t rank, int32_t pos) {
-    return (uint64_t)(uint32_t)rank << 32 | (uint32_t)pos;
-}
-
-/* Min-heap h[0..n): restore the heap below slot i, which holds key c. */
-static void gpt2_heap_sift_down(gpt2_cand *h, size_t n, size_t i, gpt2_cand c) {
-    for (;;) {
-        size_t k = 2 * i + 1;
-        if (k >= n) break;
-        if (k + 1 < n && h[k + 1] < h[k]) k++;
-        if (h[k] >= c) break;
-        h[i] = h[k];
-        i = k;
-    }
-    h[i] = c;
-}
-
-static void gpt2_heap_push(gpt2_cand *h, size_t *n, gpt2_cand c) {
-    size_t i = (*n)++;
-    while (i > 0 && c < h[(i - 1) / 2]) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = c;
-}
-
-static gpt2_cand gpt2_heap_pop(gpt2_cand *h, size_t *n) {
-    gpt2_cand top = h[0];
-    (*n)--;
-    if (*n > 0) gpt2_heap_sift_down(h, *n, 0, h[*n]);
-    return top;
-}
-
-/* Per-call scratch for long pre-tokens, grown on demand. */
-typedef struct {
-    void *buf;
-    size_t cap;
-} gpt2_scratch;
-
-/* Push the pair starting at symbol p if it has a merge. */
-static void gpt2_push_pair(const gpt2_tokenizer *t, const int32_t *sym, const int32_t *next, int32_t p, gpt2_cand *h,
-                           size_t *hn) {
-    int32_t res, rank;
-    if (p < 0 || next[p] < 0) return;
-    rank = gpt2_pair_rank(t, sym[p], sym[next[p]], &res);
-    if (rank != INT32_MAX) gpt2_heap_push(h, hn, gpt2_cand_make(rank, p));
-}
-
-/* Long pre-token: symbols form a doubly linked list over the byte positions
- * (a merged symbol keeps its left position; the right one is unlinked and
- * marked -1). Stale heap entries are skipped on pop: an entry is current iff
- * the pair now at pos still has the entry's rank (ranks are unique per pair).
- * At most n-1 initial entries + 2 per merge (<= n-1 merges): heap <= 3n.
- * Returns -1 on allocation failure. */
-static int gpt2_bpe_long(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_scratch *sc, gpt2_out *o) {
-    const size_t per = 3 * sizeof(gpt2_cand) + 3 * sizeof(int32_t);
-    size_t need, hn = 0, k;
-    int32_t *sym, *prev, *next, p, res = 0, rank;
-    gpt2_cand *h;
-
-    if (n > (size_t)INT32_MAX / 4 || n > SIZE_MAX / per) return -1; /* int32 positions */
-    need = n * per;
-    if (need > sc->cap) {
-        void *nb = realloc(sc->buf, need);
-        if (!nb) return -1;
-        sc->buf = nb;
-        sc->cap = need;
-    }
-    h = (gpt2_cand *)sc->buf; /* 8-byte keys first keeps both parts aligned */
-    sym = (int32_t *)(h + 3 * n);
-    prev = sym + n;
-    next = prev + n;
-    for (k = 0; k < n; k++) {
-        sym[k] = t->byte_id[w[k]];
-        prev[k] = (int32_t)k - 1;
-        next[k] = k + 1 < n ? (int32_t)k + 1 : -1;
-    }
-    /* Initial pairs, then heapify bottom-up in O(n). */
-    for (k = 0; k + 1 < n; k++) {
-        rank = gpt2_pair_rank(t, sym[k], sym[k + 1], &res);
-        if (rank != INT32_MAX) h[hn++] = gpt2_cand_make(rank, (int32_t)k);
-    }
-    for (k = hn / 2; k-- > 0;) gpt2_heap_sift_down(h, hn, k, h[k]);
-
-    while (hn > 0) {
-        gpt2_cand c = gpt2_heap_pop(h, &hn);
-        int32_t q;
-        p = (int32_t)(uint32_t)c;
-        rank = (int32_t)(c >> 32);
-        q = next[p];
-        if (sym[p] < 0 || q < 0 || gpt2_pair_rank(t, sym[p], sym[q], &res) != rank) continue; /* stale */
-        sym[p] = res;
-        sym[q] = -1;
-        next[p] = next[q];
-        if (next[q] >= 0) prev[next[q]] = p;
-        gpt2_push_pair(t, sym, next, prev[p], h, &hn);
-        gpt2_push_pair(t, sym, next, p, h, &hn);
-    }
-    for (p = 0; p >= 0; p = next[p]) gpt2_emit(o, sym[p]); /* position 0 never dies */
-    return 0;
-}
-
-/* Encode with an explicit short/long threshold (tests force the heap path
- * with short_max = 1). */
-static long gpt2_encode_with(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids,
-                             size_t short_max) {
-    const unsigned char *s = (const unsigned char *)text;
-    gpt2_out o;
-    gpt2_scratch sc = {NULL, 0};
-    size_t i = 0, e;
-
-    if (len > (size_t)LONG_MAX) return -1; /* ids <= bytes must fit a long */
-    o.ids = ids;
-    o.max = ids ? max_ids : 0;
-    o.count = 0;
-    if (short_max > GPT2_SHORT_MAX) short_max = GPT2_SHORT_MAX;
-    while (i < len) {
-        e = gpt2_pretoken_end(s, len, i);
-        if (e - i == 1)
-            gpt2_emit(&o, t->byte_id[s[i]]);
-        else if (e - i <= short_max)
-            gpt2_bpe_short(t, s + i, e - i, &o);
-        else if (gpt2_bpe_long(t, s + i, e - i, &sc, &o) < 0) {
-            free(sc.buf);
-            return -1;
-        }
-        i = e;
-    }
-    free(sc.buf);
-    return o.count;
-}
-
-/* Encode len bytes of text (no BOS/EOS). Stores the first max_ids ids and
- * returns the full count (retry with a bigger buffer if it exceeds max_ids),
- * or -1 on allocation failure. Thread-safe: t is only read. */
-static long gpt2_encode(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids) {
-    return gpt2_encode_with(t, text, len, ids, max_ids, GPT2_SHORT_MAX);
-}
-
-/* The GPT-2 tokenizer behind the common ts_tokenizer: pieces for decoding, ids for bytes. */
-static int ts_gpt2_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
-    char msg[256];
-    t->gpt2 = (gpt2_tokenizer *)calloc(1, sizeof(gpt2_tokenizer));
-    t->piece = (const char **)calloc((size_t)t->vocab_size, sizeof(char *));
-    t->piece_len = (int *)calloc((size_t)t->vocab_size, sizeof(int));
-    if (!t->gpt2 || !t->piece || !t->piece_len) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    int rc = gpt2_load(t->gpt2, data, size, t->vocab_size, msg, sizeof msg);
-    if (rc) return ts_fail(err, rc == GPT2_ERR_NOMEM ? TS_E_NOMEM : TS_E_FORMAT, "%s", msg);
-    for (int id = 0; id < t->vocab_size; id++) {
-        int len = 0;
-        t->piece[id] = (const char *)gpt2_token_bytes(t->gpt2, id, &len);
-        t->piece_len[id] = len;
-    }
-    for (int b = 0; b < 256; b++) t->byte_token[b] = t->gpt2->byte_id[b];
-    return TS_OK;
-}
-
-static void ts_gpt2_free(ts_tokenizer *t) {
-    if (t->gpt2) gpt2_free(t->gpt2);
-    free(t->gpt2);
-}
-
-static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err) {
-    memset(t, 0, sizeof *t);
-    t->kind = kind;
-    t->vocab_size = c->vocab_size;
-    t->bos_id = c->bos_id;
-    t->eos_id = c->eos_id;
-    for (int b = 0; b < 256; b++) t->byte_text[2 * b] = (unsigned char)b;
-    if (kind == TS_TOK_SENTENCEPIECE) return ts_sentencepiece_init(t, data, size, err);
-    return ts_gpt2_init(t, data, size, err);
-}
-
-static void ts_tokenizer_free(ts_tokenizer *t) {
-    if (t->kind == TS_TOK_GPT2) ts_gpt2_free(t);
-    free(t->piece);
-    free(t->piece_len);
-    free(t->score);
-    free(t->byte_value);
-    free(t->hash);
-    free(t->pair_seen);
-    free(t->owned);
-    memset(t, 0, sizeof *t);
-}
-
-/* ==========================================================================
- * 3. Transformer forward pass
- *
- * One function runs a block of n tokens at consecutive positions through every layer:
- * n = 1 while generating, n up to TS_BATCH for a prompt, so each weight matrix is read
- * once per block (a matrix-matrix product) instead of once per token. Per token and
- * layer (Llama, "Llama 2" Touvron et al. 2023; GPT-Neo, Black et al. 2021):
- *
- *   x  += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
- *   x  += W2 · act(W1·norm(x), W3·norm(x))
- *
- * Llama: RMSNorm, rotary positions, grouped-query attention, SwiGLU.
- * GPT-Neo: LayerNorm, learned positions, biases, no score scaling, some layers attend
- * only to the last `window` positions, GELU (tanh form).
- * Each output element is summed in the same order whatever the block size and thread
- * count, so results never depend on either.
- * ========================================================================== */
 
 #ifndef TS_ATT_TOKENS
 #define TS_ATT_TOKENS 8 /* prompt tokens whose attention scores share each row of keys read */
@@ -1817,7 +411,27 @@ struct ts_session {
     void *memory;     /* the one allocation the arrays above are cut from */
 };
 
-/* ---- kernels: each is the plain loop; faster versions sit behind the same meaning ---- */
+/* ==========================================================================
+ * 2. Transformer: the forward pass, in plain C
+ *
+ * One function runs a block of n tokens at consecutive positions through every layer:
+ * n = 1 while generating, n up to TS_BATCH for a prompt, so each weight matrix is read
+ * once per block (a matrix-matrix product) instead of once per token. Per token and
+ * layer (Llama, "Llama 2" Touvron et al. 2023; GPT-Neo, Black et al. 2021):
+ *
+ *   x  += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+ *   x  += W2 · act(W1·norm(x), W3·norm(x))
+ *
+ * Llama: RMSNorm, rotary positions, grouped-query attention, SwiGLU.
+ * GPT-Neo: LayerNorm, learned positions, biases, no score scaling, some layers attend
+ * only to the last `window` positions, GELU (tanh form).
+ * Each output element is summed in the same order whatever the block size and thread
+ * count, so results never depend on either. The loops here are the reference: a few
+ * steps (matrix products, exp, max, attention) call a hook of the fast engine (section 5)
+ * first, which computes the same bits with SIMD instructions, or declines.
+ * ========================================================================== */
+
+/* ---- matrix products ---- */
 
 static float ts_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
@@ -1889,7 +503,7 @@ TS_INLINE float ts_q8_step(float val, int32_t ival, float w_scale, float x_scale
 /* out (n, rows) = x (n, cols) · W^T, the plain loops: one dot product per output, summed
  * left to right in float (Q8_0: integer sums per group, scaled). This is the reference
  * every faster kernel is tested against, and what runs where no SIMD path exists. */
-TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
+static void ts_matmul_plain(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
     int rows = w->rows, cols = w->cols, gs = w->group_size, groups = w->type == TS_Q8_0 ? ts_groups(cols, gs) : 0;
     TS_PARALLEL_FOR
     for (int i = 0; i < rows; i++) {
@@ -1917,6 +531,586 @@ TS_MAYBE_UNUSED static void ts_matmul_plain(float *out, const float *x, const in
         }
     }
 }
+
+/* ---- the fast engine's hooks ----
+ * Each computes, bit for bit, what the plain code at its call computes and returns 1, or
+ * returns 0 (a build without SIMD kernels, or a case they do not take) and the plain code
+ * runs. A first reading can take every hook to return 0. Section 5 defines them. */
+static int ts_fast_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p);
+static size_t ts_fast_exp(float *x, size_t n); /* exponentiates x[0..k) for some k <= n, returns k */
+static int ts_fast_max(const float *x, int n, float *max_val);
+static int ts_fast_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out);
+
+/* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
+ * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
+ * x (into the session's buffers) once. */
+static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
+    const ts_matrix *w = p[0].w;
+    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
+    if (ts_fast_matmuls(s, x, n, count, p)) return;
+    for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
+}
+
+/* out (n, rows) = x (n, cols) · W^T. */
+static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
+    ts_product p = {out, w};
+    ts_matmuls(s, x, n, 1, &p);
+}
+
+static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
+    if (!bias) return;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < width; i++) x[(size_t)t * width + i] += bias[i];
+}
+
+/* RMSNorm (Zhang & Sennrich 2019): o = w * x / sqrt(mean(x^2) + eps), as llama2.c. */
+static void ts_rmsnorm(float *o, const float *x, const float *w, int size, float eps) {
+    float ss = 0.0f;
+    for (int j = 0; j < size; j++) ss += x[j] * x[j];
+    ss /= size;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int j = 0; j < size; j++) o[j] = w[j] * (ss * x[j]);
+}
+
+/* LayerNorm (Ba et al. 2016): o = (x - mean) / sqrt(var + eps) * w + b. */
+static void ts_layernorm(float *o, const float *x, const float *w, const float *b, int size, float eps) {
+    float mean = 0.0f, var = 0.0f;
+    for (int j = 0; j < size; j++) mean += x[j];
+    mean /= size;
+    for (int j = 0; j < size; j++) var += (x[j] - mean) * (x[j] - mean);
+    var /= size;
+    float inv = 1.0f / sqrtf(var + eps);
+    for (int j = 0; j < size; j++) o[j] = (x[j] - mean) * inv * w[j] + b[j];
+}
+
+static void ts_norm(const ts_config *c, float *o, const float *x, const float *w, const float *b, int n) {
+    for (int t = 0; t < n; t++) {
+        if (c->norm_kind == TS_NORM_RMS) ts_rmsnorm(o + (size_t)t * c->dim, x + (size_t)t * c->dim, w, c->dim, c->norm_eps);
+        else ts_layernorm(o + (size_t)t * c->dim, x + (size_t)t * c->dim, w, b, c->dim, c->norm_eps);
+    }
+}
+
+/* x[i] = expf(x[i]) for i < n: libm's bits, as llama2.c computes them (a last bit changed
+ * here can change which token a story samples; the fast engine's vector exp, section 5,
+ * gives the same bits). */
+static void ts_exp(float *x, size_t n) {
+    for (size_t i = ts_fast_exp(x, n); i < n; i++) x[i] = expf(x[i]);
+}
+
+/* The largest of x[0..n) (n >= 1). */
+static float ts_max(const float *x, int n) {
+    float max_val;
+    if (ts_fast_max(x, n, &max_val)) return max_val;
+    max_val = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max_val) max_val = x[i];
+    return max_val;
+}
+
+/* Softmax in place of x (size), as llama2.c: subtract the max, exponentiate, normalise by
+ * the sum, added in order. */
+static void ts_softmax(float *x, int size) {
+    float max_val = ts_max(x, size), sum = 0.0f;
+    for (int i = 0; i < size; i++) x[i] -= max_val;
+    ts_exp(x, (size_t)size);
+    for (int i = 0; i < size; i++) sum += x[i];
+    for (int i = 0; i < size; i++) x[i] /= sum;
+}
+
+/* Rotary positions (Su et al. 2021) in llama2.c's layout: each adjacent pair (2i, 2i+1)
+ * of a head turns by angle pos * theta^(-2i/head_dim). vec (n_vec_heads * head_dim). */
+static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
+    int half = s->model->config.head_dim / 2;
+    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
+    for (int h = 0; h < n_vec_heads; h++)
+        for (int i = 0; i < half; i++) {
+            float *v = vec + (size_t)h * 2 * half + 2 * i;
+            float v0 = v[0], v1 = v[1];
+            v[0] = v0 * cs[i] - v1 * sn[i];
+            v[1] = v0 * sn[i] + v1 * cs[i];
+        }
+}
+
+/* o[i] += a * v[i] for i < len, the value sum's step. The head sizes of the TinyStories
+ * models get loops of a known length, which compilers turn into a few vector instructions:
+ * a loop whose length is known only at run time costs more to set up than its work when
+ * heads are small (4 or 8 values in GPT-Neo-1M and stories260K). */
+TS_INLINE void ts_axpy(float *restrict o, float a, const float *restrict v, int len) {
+#define TS_AXPY_CASE(L) \
+    case L: \
+        for (int i = 0; i < L; i++) o[i] += a * v[i]; \
+        break;
+    switch (len) {
+        TS_AXPY_CASE(4) TS_AXPY_CASE(8) TS_AXPY_CASE(16) TS_AXPY_CASE(32) TS_AXPY_CASE(48) TS_AXPY_CASE(64)
+    default:
+        for (int i = 0; i < len; i++) o[i] += a * v[i];
+    }
+#undef TS_AXPY_CASE
+}
+
+/* Attention (Vaswani et al. 2017) of the block's n tokens, positions pos .. pos+n-1, every
+ * head: q (n, q_dim) against this layer's cached keys and values, out (n, q_dim). Token t,
+ * head h: a score q . k for each position p it sees (all up to its own, or the last
+ * `window` of them), times 1/sqrt(head_dim) where the model scales; their softmax; then
+ * the values summed with those weights, in order of p. Query head h reads key and value
+ * head h / (n_heads / n_kv_heads) (grouped-query attention). Keys are cached transposed,
+ * (kv_dim, positions): key i of position p at i * max_positions + p. The weights stay in
+ * s->att (n, n_heads, max_positions), from the first position seen. */
+static void ts_attention_plain(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
+    const ts_config *c = &s->model->config;
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int H = c->n_heads, window = s->model->layers[layer].window, P = s->max_positions;
+    float scale = (c->flags & TS_FLAG_SCALE_ATTN) ? 1.0f / sqrtf((float)hd) : 1.0f;
+    const float *keys = s->key_cache + (size_t)layer * kv_dim * P;     /* (kv_dim, P) */
+    const float *values = s->value_cache + (size_t)layer * P * kv_dim; /* (P, kv_dim) */
+    TS_PARALLEL_FOR
+    for (int th = 0; th < n * H; th++) {
+        int t = th / H, h = th % H, p = pos + t;
+        int start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0, len = p - start + 1;
+        const float *qh = q + (size_t)t * q_dim + (size_t)h * hd;
+        const float *kh = keys + (size_t)(h / group) * hd * P + start; /* (hd, P) from start */
+        float *att = s->att + ((size_t)t * H + h) * P;                  /* (len) */
+        for (int k = 0; k < len; k++) {
+            float score = 0.0f;
+            for (int i = 0; i < hd; i++) score += qh[i] * kh[(size_t)i * P + k];
+            att[k] = score * scale;
+        }
+        ts_softmax(att, len);
+        float *oh = out + (size_t)t * q_dim + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
+        for (int k = 0; k < len; k++) ts_axpy(oh, att[k], values + (size_t)(start + k) * kv_dim + (size_t)(h / group) * hd, hd);
+    }
+}
+static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
+    if (!ts_fast_attention(s, layer, pos, n, q, out)) ts_attention_plain(s, layer, pos, n, q, out);
+}
+
+/* Looking inside: keeps the attention weights of the block's tokens at positions below
+ * rec_len, in att_record (n_layers, n_heads, rec_len, rec_len): row p holds position p's
+ * weights over positions 0 .. rec_len-1 (0 where it does not look). */
+static void ts_record_attention(ts_session *s, int layer, int pos, int n) {
+    const ts_config *c = &s->model->config;
+    int H = c->n_heads, P = s->max_positions, window = s->model->layers[layer].window, R = s->rec_len;
+    for (int t = 0; t < n && pos + t < R; t++) {
+        int p = pos + t, start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0;
+        for (int h = 0; h < H; h++) {
+            const float *att = s->att + ((size_t)t * H + h) * P;
+            float *rec = s->att_record + (((size_t)layer * H + h) * R + p) * R;
+            for (int k = 0; k < R; k++) rec[k] = (k >= start && k <= p) ? att[k - start] : 0.0f;
+        }
+    }
+}
+
+/* GELU, tanh form ("gelu_new"): 0.5 x (1 + tanh(u)) with u = sqrt(2 / pi) (x + 0.044715 x^3),
+ * in place over h (count). Computed as x / (1 + exp(-2u)), the same function (1 + tanh u =
+ * 2 / (1 + exp(-2u))), so that its one libm call is expf: glibc's tanhf gives other bits on
+ * aarch64 than on x86-64, its expf the same, and a story must not depend on the machine. */
+static void ts_gelu(float *h, size_t count) {
+    float e[256];
+    for (size_t at = 0; at < count; at += 256) {
+        size_t len = count - at < 256 ? count - at : 256;
+        for (size_t i = 0; i < len; i++) {
+            float x = h[at + i];
+            e[i] = -1.5957691216057308f * (x + 0.044715f * x * x * x); /* -2u */
+        }
+        ts_exp(e, len);
+        for (size_t i = 0; i < len; i++) h[at + i] = h[at + i] / (1.0f + e[i]);
+    }
+}
+/* SwiGLU's gate: hb = silu(hb) * hb2 with silu(x) = x * (1 / (1 + exp(-x))), as llama2.c,
+ * the exponentials a chunk at a time. hb, hb2 (count). */
+static void ts_swiglu(float *hb, const float *hb2, size_t count) {
+    float e[256];
+    for (size_t at = 0; at < count; at += 256) {
+        size_t len = count - at < 256 ? count - at : 256;
+        for (size_t i = 0; i < len; i++) e[i] = -hb[at + i];
+        ts_exp(e, len);
+        for (size_t i = 0; i < len; i++) hb[at + i] = hb[at + i] * (1.0f / (1.0f + e[i])) * hb2[at + i];
+    }
+}
+
+/* Runs n (<= batch) tokens at positions pos..pos+n-1. Logits of every token go to
+ * s->logits (n, vocab) if all_logits, else only the last token's to s->logits. */
+static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, int all_logits) {
+    const ts_model *m = s->model;
+    const ts_config *c = &m->config;
+    int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+
+    for (int t = 0; t < n; t++) { /* x = embedding (+ position embedding) */
+        float *xt = s->x + (size_t)t * dim;
+        ts_matrix_row(xt, &m->tok_embedding, tokens[t]);
+        if (m->pos_embedding)
+            for (int i = 0; i < dim; i++) xt[i] += m->pos_embedding[(size_t)(pos + t) * dim + i];
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const ts_layer *ly = &m->layers[l];
+        float *kc = s->key_cache + (size_t)l * kv_dim * s->max_positions + pos;         /* (kv_dim, P) from pos */
+        float *vc = s->value_cache + ((size_t)l * s->max_positions + pos) * kv_dim; /* (n, kv_dim) */
+        /* attention: q, k, v for the block; values land straight in the cache, keys go in
+         * transposed after their rotation */
+        ts_norm(c, s->xb, s->x, ly->attn_norm, ly->attn_norm_bias, n);
+        ts_product qkv[3] = {{s->q, &ly->wq}, {s->k, &ly->wk}, {vc, &ly->wv}};
+        ts_matmuls(s, s->xb, n, 3, qkv);
+        ts_add_bias(s->q, ly->bq, n, q_dim);
+        ts_add_bias(s->k, ly->bk, n, kv_dim);
+        ts_add_bias(vc, ly->bv, n, kv_dim);
+        if (c->pos_kind == TS_POS_ROPE)
+            for (int t = 0; t < n; t++) {
+                ts_rope(s, s->q + (size_t)t * q_dim, c->n_heads, pos + t);
+                ts_rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
+            }
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < kv_dim; i++) kc[(size_t)i * s->max_positions + t] = s->k[(size_t)t * kv_dim + i];
+        ts_attention(s, l, pos, n, s->q, s->xb);
+        if (s->att_record) ts_record_attention(s, l, pos, n);
+        ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
+        ts_add_bias(s->xb2, ly->bo, n, dim);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+
+        /* MLP */
+        ts_norm(c, s->xb, s->x, ly->ffn_norm, ly->ffn_norm_bias, n);
+        ts_product up[2] = {{s->hb, &ly->w1}, {s->hb2, &ly->w3}}; /* w3 only for SwiGLU */
+        ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
+        ts_add_bias(s->hb, ly->b1, n, hid);
+        /* the activation, a token per unit of work: a prompt block's exponentials and tanhs
+         * are worth sharing out to the threads (each value is computed alone, so the same) */
+        TS_PARALLEL_FOR_IF(n > 1 && (double)n * hid >= 4096)
+        for (int t = 0; t < n; t++) {
+            float *ht = s->hb + (size_t)t * hid;
+            if (c->act_kind == TS_ACT_SWIGLU) ts_swiglu(ht, s->hb2 + (size_t)t * hid, (size_t)hid);
+            else ts_gelu(ht, (size_t)hid);
+        }
+        ts_matmul(s, s->xb2, s->hb, &ly->w2, n);
+        ts_add_bias(s->xb2, ly->b2, n, dim);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+    }
+    /* final norm and classifier, for every token or just the last */
+    int first = all_logits ? 0 : n - 1, count = n - first;
+    ts_norm(c, s->xb, s->x + (size_t)first * dim, m->final_norm, m->final_norm_bias, count);
+    ts_matmul(s, s->logits, s->xb, &m->classifier, count);
+}
+
+/* ==========================================================================
+ * 3. Sampler
+ *
+ * Exactly llama2.c's: an xorshift* generator (state must not be 0), temperature scaling,
+ * softmax, then either a draw from the whole distribution or from the smallest set of
+ * most likely tokens whose probability exceeds top-p ("nucleus", Holtzman et al. 2019).
+ * Ties in the top-p sort are broken by token id, so the order never depends on qsort.
+ * ========================================================================== */
+
+typedef struct ts_prob_index { float prob; int index; } ts_prob_index;
+
+static unsigned int ts_random_u32(unsigned long long *state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (unsigned int)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static float ts_random_f32(unsigned long long *state) { return (float)(ts_random_u32(state) >> 8) / 16777216.0f; }
+
+/* The first index of the largest value (NaNs never win, unless p[0] is one), as the loop
+ * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
+ * steps: the largest value (ts_max, in SIMD lanes), then where it first occurs. */
+static int ts_argmax(const float *p, int n) {
+    float max_val = ts_max(p, n);
+    for (int i = 0; i < n; i++)
+        if (p[i] == max_val) return i;
+    return 0; /* p[0] is NaN */
+}
+
+static int ts_sample_mult(const float *p, int n, float coin) {
+    float cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf += p[i];
+        if (coin < cdf) return i;
+    }
+    return n - 1; /* rounding */
+}
+
+static int ts_compare_prob(const void *a, const void *b) {
+    const ts_prob_index *x = (const ts_prob_index *)a, *y = (const ts_prob_index *)b;
+    if (x->prob > y->prob) return -1;
+    if (x->prob < y->prob) return 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *probindex, float coin) {
+    /* tokens below (1 - topp) / (n - 1) can never be in the nucleus: skip them before sorting */
+    float cutoff = n > 1 ? (1.0f - topp) / (float)(n - 1) : 0.0f;
+    int n0 = 0;
+    for (int i = 0; i < n; i++)
+        if (p[i] >= cutoff) probindex[n0].index = i, probindex[n0].prob = p[i], n0++;
+    if (n0 == 0) return ts_argmax(p, n); /* only NaN probabilities (a broken model): no nucleus */
+    qsort(probindex, (size_t)n0, sizeof(ts_prob_index), ts_compare_prob);
+    float cumulative = 0.0f;
+    int last = n0 - 1;
+    for (int i = 0; i < n0; i++) {
+        cumulative += probindex[i].prob;
+        if (cumulative > topp) {
+            last = i;
+            break;
+        }
+    }
+    float r = coin * cumulative, cdf = 0.0f;
+    for (int i = 0; i <= last; i++) {
+        cdf += probindex[i].prob;
+        if (r < cdf) return probindex[i].index;
+    }
+    return probindex[last].index;
+}
+
+/* -log p(target) for p = softmax(logits): log(sum exp(l - max)) + max - l[target], in double. */
+static double ts_nll(const float *logits, int n, int target) {
+    float max_val = ts_max(logits, n);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
+    return log(sum) + max_val - logits[target];
+}
+
+static int ts_sample_logits(ts_session *s, float *logits, float temperature, float topp) {
+    int n = s->model->config.vocab_size;
+    if (temperature == 0.0f) return ts_argmax(logits, n);
+    /* A temperature so small that logit / temperature overflows (1e-38 and below) would make
+     * the softmax inf - inf = NaN. As the temperature goes to 0 the distribution puts all its
+     * mass on the most likely token: greedy's choice, which is what it samples then. */
+    if (!isfinite(ts_max(logits, n) / temperature)) return ts_argmax(logits, n);
+    for (int i = 0; i < n; i++) logits[i] /= temperature;
+    ts_softmax(logits, n);
+    float coin = ts_random_f32(&s->rng_state);
+    if (topp <= 0.0f || topp >= 1.0f) return ts_sample_mult(logits, n, coin);
+    return ts_sample_topp(logits, n, topp, s->probindex, coin);
+}
+
+/* ==========================================================================
+ * 4. Generation
+ *
+ * generate: llama2.c's loop. Position by position, feed the prompt's tokens, then sampled
+ * ones, printing each token's text as it comes, until `steps` positions or BOS. The
+ * prompt runs in blocks (one matrix-matrix product per weight instead of one
+ * matrix-vector product per token); what is printed is unchanged.
+ * ========================================================================== */
+
+static double ts_now(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Tokens a prompt starts a story with: Llama: BOS + encoding; GPT-2: the encoding, or
+ * <|endoftext|> alone for an empty prompt. Returns a malloc'ed array. */
+static int ts_prompt_tokens(const ts_model *m, const char *prompt, int **out, int *n_out, ts_error *err) {
+    size_t len = strlen(prompt);
+    int cap = len + 3 > (size_t)INT_MAX / 4 ? INT_MAX / 4 : (int)len + 3, n = 0;
+    int gpt2 = m->tokenizer.kind == TS_TOK_GPT2;
+    int *ids = (int *)malloc((size_t)cap * sizeof(int));
+    if (!ids) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    int rc = ts_encode(m, prompt, len, !gpt2, ids, cap, &n, err);
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    if (n == 0 && m->config.bos_id >= 0) ids[n++] = m->config.bos_id;
+    if (n == 0) {
+        free(ids);
+        return ts_fail(err, TS_E_ARG, "the prompt is empty and the model has no BOS token to start from");
+    }
+    *out = ids;
+    *n_out = n;
+    return TS_OK;
+}
+
+static int ts_check_tokens(const ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
+    if (!s) return ts_fail(err, TS_E_ARG, "no session (NULL)");
+    if (n < 1 || !tokens) return ts_fail(err, TS_E_ARG, "no tokens to run (%d, tokens %s)", n, tokens ? "given" : "NULL");
+    if (pos < 0 || n > s->max_positions || pos > s->max_positions - n)
+        return ts_fail(err, TS_E_RANGE, "positions %d..%d are outside this session's %d positions", pos, pos + n - 1, s->max_positions);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->model->config.vocab_size)
+            return ts_fail(err, TS_E_RANGE, "token id %d is outside the vocabulary of %d", tokens[i], s->model->config.vocab_size);
+    return TS_OK;
+}
+
+float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
+    if (ts_check_tokens(s, tokens, n, pos, err)) return NULL;
+    for (int done = 0; done < n; done += s->batch) {
+        int k = n - done < s->batch ? n - done : s->batch;
+        ts_forward_block(s, tokens + done, k, pos + done, 0);
+    }
+    return s->logits;
+}
+
+int ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out, ts_error *err) {
+    int rc = ts_check_tokens(s, tokens, n, pos, err);
+    if (rc) return rc;
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_forward_all: out is NULL");
+    size_t V = (size_t)s->model->config.vocab_size;
+    for (int done = 0; done < n; done += s->batch) {
+        int k = n - done < s->batch ? n - done : s->batch;
+        ts_forward_block(s, tokens + done, k, pos + done, 1);
+        memcpy(out + (size_t)done * V, s->logits, (size_t)k * V * sizeof(float));
+    }
+    return TS_OK;
+}
+
+void ts_seed(ts_session *s, unsigned long long seed) {
+    if (s) s->rng_state = seed ? seed : 1;
+}
+
+static int ts_check_sampling(float temperature, float topp, ts_error *err) {
+    if (!(temperature >= 0.0f) || !isfinite(temperature))
+        return ts_fail(err, TS_E_ARG, "temperature %g must be a finite number >= 0", (double)temperature);
+    if (!(topp >= 0.0f && topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)topp);
+    return TS_OK;
+}
+
+int ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err) {
+    if (!s || !logits) return ts_fail(err, TS_E_ARG, "ts_sample: %s is NULL", s ? "logits" : "the session");
+    int rc = ts_check_sampling(temperature, topp, err);
+    return rc ? rc : ts_sample_logits(s, logits, temperature, topp);
+}
+
+int ts_top_k(const float *logits, int n, int k, int *ids, float *probs) {
+    if (!logits || n < 1 || k < 1 || !ids) return 0;
+    if (k > n) k = n;
+    /* insertion into the sorted list of the best so far: k is small */
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (count == k && !(logits[i] > logits[ids[k - 1]])) continue;
+        int j = count < k ? count++ : k - 1;
+        while (j > 0 && logits[i] > logits[ids[j - 1]]) ids[j] = ids[j - 1], j--;
+        ids[j] = i;
+    }
+    if (probs) { /* softmax in double: exp(l - max) / sum */
+        double max_val = logits[ids[0]], sum = 0.0;
+        for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
+        for (int j = 0; j < k; j++) probs[j] = (float)(exp((double)logits[ids[j]] - max_val) / sum);
+    }
+    return k;
+}
+
+int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts_piece_fn on_piece, void *user,
+                ts_generate_stats *stats, ts_error *err) {
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!s || !o) return ts_fail(err, TS_E_ARG, "ts_generate: %s is NULL", s ? "opts" : "the session");
+    const ts_model *m = s->model;
+    int steps = o->steps, *ids = NULL, n_prompt = 0;
+    int rc = ts_check_sampling(o->temperature, o->topp, err);
+    if (rc) return rc;
+    if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
+    if (steps > s->max_positions) steps = s->max_positions;
+    rc = ts_prompt_tokens(m, prompt ? prompt : "", &ids, &n_prompt, err);
+    if (rc) return rc;
+    if (n_prompt > m->config.seq_len) {
+        free(ids);
+        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
+    }
+    ts_seed(s, o->seed);
+    /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
+    int n_feed = n_prompt < steps ? n_prompt : steps;
+    double t0 = ts_now();
+    float *logits = ts_forward(s, ids, n_feed, 0, err);
+    double t1 = ts_now();
+    int token = ids[0], pos = 0, stopped = 0, generated = 0;
+    /* llama2.c prints each token as the one after its predecessor, so the first is never
+     * printed: right for BOS, but a GPT-2 prompt starts with text of its own */
+    if (logits && token != m->config.bos_id && on_piece) {
+        size_t len;
+        const char *piece = ts_decode(m, -1, token, &len);
+        stopped = on_piece(user, token, piece, len);
+    }
+    while (pos < steps && logits && !stopped) {
+        int next;
+        if (pos < n_prompt - 1) next = ids[pos + 1];
+        else {
+            if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos, err);
+            if (!logits) break;
+            if (o->on_logits) o->on_logits(user, pos, logits);
+            next = ts_sample_logits(s, logits, o->temperature, o->topp);
+            generated++;
+        }
+        pos++;
+        if (next == m->config.bos_id || (m->tokenizer.kind == TS_TOK_GPT2 && next == m->config.eos_id)) break;
+        size_t len;
+        const char *piece = ts_decode(m, token, next, &len);
+        if (on_piece && on_piece(user, next, piece, len)) break;
+        token = next;
+    }
+    double t2 = ts_now();
+    free(ids);
+    if (stats) {
+        stats->prompt_tokens = n_feed;
+        stats->generated_tokens = generated;
+        stats->positions = pos;
+        stats->prompt_seconds = t1 - t0;
+        stats->generate_seconds = t2 - t1;
+    }
+    return logits ? TS_OK : (err ? err->code : TS_E_ARG);
+}
+
+int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, double *mean_nll,
+                  void (*progress)(void *user, long done, long total), void *user, ts_error *err) {
+    if (!s || !n_tokens || !mean_nll)
+        return ts_fail(err, TS_E_ARG, "ts_perplexity: %s is NULL", !s ? "the session" : !n_tokens ? "n_tokens" : "mean_nll");
+    *n_tokens = 0;
+    *mean_nll = 0.0;
+    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "ts_perplexity: text is NULL but len is %zu", len);
+    const ts_model *m = s->model;
+    int V = m->config.vocab_size, L = s->max_positions;
+    if (m->tokenizer.kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
+    if (len > (size_t)INT_MAX / 4 - 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long", len);
+    int *ids = (int *)malloc((len + 4) * sizeof(int));
+    float *logits = (float *)malloc((size_t)s->batch * V * sizeof(float));
+    if (!ids || !logits) {
+        free(ids), free(logits);
+        return ts_fail(err, TS_E_NOMEM, "out of memory");
+    }
+    int n = 0, rc;
+    if (m->tokenizer.kind == TS_TOK_GPT2 && m->config.bos_id >= 0) { /* <|endoftext|> starts a document */
+        ids[0] = m->config.bos_id;
+        rc = ts_encode(m, text, len, 0, ids + 1, (int)len + 3, &n, err);
+        n++;
+    } else rc = ts_encode(m, text, len, 1, ids, (int)len + 4, &n, err);
+    double nll = 0.0;
+    long predicted = 0;
+    for (int start = 0; rc == TS_OK && start < n; start += L) {
+        int chunk = n - start < L ? n - start : L;
+        /* every token of the chunk but the first is predicted from the ones before it */
+        for (int done = 0; rc == TS_OK && done < chunk; done += s->batch) {
+            int k = chunk - done < s->batch ? chunk - done : s->batch;
+            rc = ts_forward_all(s, ids + start + done, k, done, logits, err);
+            for (int t = 0; rc == TS_OK && t < k && done + t + 1 < chunk; t++) {
+                nll += ts_nll(logits + (size_t)t * V, V, ids[start + done + t + 1]);
+                predicted++;
+            }
+        }
+        if (progress) progress(user, start + chunk, n);
+    }
+    free(ids);
+    free(logits);
+    if (rc) return rc;
+    if (predicted == 0) /* a mean over no token: not a perplexity of 1 */
+        return ts_fail(err, TS_E_ARG, "the text is %d token%s: there is no token to predict, so no perplexity", n,
+                       n == 1 ? "" : "s");
+    *n_tokens = n;
+    *mean_nll = nll / (double)predicted;
+    return TS_OK;
+}
+
+/* ==========================================================================
+ * 5. Appendix: the fast engine
+ *
+ * Everything of this file that is written for a particular instruction set: the
+ * per-instruction-set helpers (AVX-512 with VNNI, AVX2 with FMA, NEON with or without the
+ * dot-product extension), the tiles of the matrix products, the packed Q8_0 layout, the
+ * vector exp, the SIMD max, the multi-row softmax and attention's value sums. Section 2
+ * reaches it through four hooks (ts_fast_matmuls, ts_fast_exp, ts_fast_max,
+ * ts_fast_attention); each computes the plain loops' bits, which tests/test_speed.c checks
+ * on every path. A build without a SIMD path (or with -DTS_PLAIN_KERNELS) gets hooks that
+ * decline, at the end of this section.
+ * ========================================================================== */
 
 /* The layout ts_pack_q8 (AVX-512 and AVX2 prompts, below) gives n tokens of cols quantized
  * values, in token tiles of TS_PACK_LANES (a vector's int32 lanes): dwords (tiles, slots,
@@ -1972,7 +1166,7 @@ static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
  * the tiles are written once on top of them.
  * ------------------------------------------------------------------------------------ */
 /* Float tile shapes (see ts_tile_float), from the register file and the prefetchers, not
- * from one machine (measured: README, "Speed"):
+ * from one machine (measured: bench/README.md):
  *  - decoding reads TS_DECODE_ROWS = 1 row at a time with all of its TS_PARTS accumulators
  *    (independent chains of fused multiply-adds): each thread streams its rows front to
  *    back, the pattern every hardware prefetcher follows (an AMD Zen 4 streams interleaved
@@ -2573,63 +1767,9 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
             }
     }
 }
-#endif
 
-/* out_k (n, rows_k) = x (n, cols) · W_k^T for up to TS_MAX_PRODUCTS matrices that read the
- * same x (q, k and v; w1 and w3): the threads start once for all of them, and Q8_0 quantizes
- * x (into the session's buffers) once. */
-static void ts_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
-    const ts_matrix *w = p[0].w;
-    if (w->type == TS_Q8_0) ts_quantize(s->xq, s->xq_scale, x, n, w->cols, w->group_size);
-#if defined(TS_SIMD)
-    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, s->xq_packed, n);
-#else
-    for (int k = 0; k < count; k++) ts_matmul_plain(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
-#endif
-}
-
-/* out (n, rows) = x (n, cols) · W^T. */
-static void ts_matmul(ts_session *s, float *out, const float *x, const ts_matrix *w, int n) {
-    ts_product p = {out, w};
-    ts_matmuls(s, x, n, 1, &p);
-}
-
-static void ts_add_bias(float *x, const float *bias, int n, int width) { /* x (n, width) += bias */
-    if (!bias) return;
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < width; i++) x[(size_t)t * width + i] += bias[i];
-}
-
-/* RMSNorm (Zhang & Sennrich 2019): o = w * x / sqrt(mean(x^2) + eps), as llama2.c. */
-static void ts_rmsnorm(float *o, const float *x, const float *w, int size, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < size; j++) ss += x[j] * x[j];
-    ss /= size;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < size; j++) o[j] = w[j] * (ss * x[j]);
-}
-
-/* LayerNorm (Ba et al. 2016): o = (x - mean) / sqrt(var + eps) * w + b. */
-static void ts_layernorm(float *o, const float *x, const float *w, const float *b, int size, float eps) {
-    float mean = 0.0f, var = 0.0f;
-    for (int j = 0; j < size; j++) mean += x[j];
-    mean /= size;
-    for (int j = 0; j < size; j++) var += (x[j] - mean) * (x[j] - mean);
-    var /= size;
-    float inv = 1.0f / sqrtf(var + eps);
-    for (int j = 0; j < size; j++) o[j] = (x[j] - mean) * inv * w[j] + b[j];
-}
-
-static void ts_norm(const ts_config *c, float *o, const float *x, const float *w, const float *b, int n) {
-    for (int t = 0; t < n; t++) {
-        if (c->norm_kind == TS_NORM_RMS) ts_rmsnorm(o + (size_t)t * c->dim, x + (size_t)t * c->dim, w, c->dim, c->norm_eps);
-        else ts_layernorm(o + (size_t)t * c->dim, x + (size_t)t * c->dim, w, b, c->dim, c->norm_eps);
-    }
-}
-
-/* x[i] = expf(x[i]) for i < n. The SIMD builds exponentiate a vector of values at once, and
- * must give libm's bits: llama2.c calls expf, and a last bit changed here can change which
+/* The vector exp (ts_fast_exp): x[i] = expf(x[i]), a vector of values at once, with
+ * libm's bits: llama2.c calls expf, and a last bit changed here can change which
  * token a story samples. glibc's expf (Arm's algorithm, also musl's) is, on machines with
  * FMA: x N / ln 2 = k + r (N = 32, k rounded to nearest by adding 1.5 2^52), 2^(k/N) from a
  * table of 2^(i/N) with the exponent of k / N added to its bits, 2^(r/N) by a cubic, in
@@ -2715,49 +1855,48 @@ TS_INLINE int ts_exp_lanes(float *p) { /* 8 values; 0 if one of them needs libm 
     return 1;
 }
 #endif
-static void ts_exp(float *x, size_t n) {
-    size_t i = 0;
 #if defined(TS_EXP_LANES)
+static size_t ts_fast_exp(float *x, size_t n) {
+    size_t i = 0;
     for (; i + TS_EXP_LANES <= n; i += TS_EXP_LANES)
         if (!ts_exp_lanes(x + i))
             for (size_t k = i; k < i + TS_EXP_LANES; k++) x[k] = expf(x[k]);
-#endif
-    for (; i < n; i++) x[i] = expf(x[i]);
+    return i;
 }
+#define TS_HAVE_FAST_EXP 1
+#endif
 
-/* The largest of x[0..n) (n >= 1), as the loop `if (x[i] > m) m = x[i]` from m = x[0]
- * finds it. The largest value does not depend on the order it is looked for in, except
- * when x[0] is NaN (the loop then never replaces it) and for the sign of a zero maximum
- * (which no caller can tell: x - max and x == max come out the same), so 16 lanes look at
- * once. vmaxps(a, b) is exactly a > b ? a : b. */
-static float ts_max(const float *x, int n) {
+/* The SIMD max (ts_fast_max): the largest of x[0..n) as the loop `if (x[i] > m) m = x[i]`
+ * from m = x[0] finds it. The largest value does not depend on the order it is looked for
+ * in, except when x[0] is NaN (the loop then never replaces it) and for the sign of a zero
+ * maximum (which no caller can tell: x - max and x == max come out the same), so a vector
+ * of lanes looks at once. vmaxps(a, b) is exactly a > b ? a : b. */
+#if defined(TS_AVX512) || defined(TS_AVX2)
+static int ts_fast_max(const float *x, int n, float *out) {
     float max_val = x[0];
     int i = 0;
-    if (x[0] != x[0]) return x[0];
+    if (x[0] != x[0]) return *out = x[0], 1;
 #if defined(TS_AVX512)
     __m512 lanes = _mm512_set1_ps(x[0]);
     for (; i + 16 <= n; i += 16) lanes = _mm512_max_ps(_mm512_loadu_ps(x + i), lanes);
     max_val = _mm512_reduce_max_ps(lanes); /* lanes hold no NaN: any order */
-#elif defined(TS_AVX2)
+#else
     __m256 lanes = _mm256_set1_ps(x[0]);
     for (; i + 8 <= n; i += 8) lanes = _mm256_max_ps(_mm256_loadu_ps(x + i), lanes);
     float lane[8];
     _mm256_storeu_ps(lane, lanes);
     for (int l = 0; l < 8; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
-#else
-    float lane[16];
-    for (int l = 0; l < 16; l++) lane[l] = x[0];
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-    for (int l = 0; l < 16; l++) max_val = lane[l] > max_val ? lane[l] : max_val;
 #endif
     for (; i < n; i++) max_val = x[i] > max_val ? x[i] : max_val;
-    return max_val;
+    *out = max_val;
+    return 1;
 }
+#define TS_HAVE_FAST_MAX 1
+#endif
 
-/* Softmax in place of `rows` rows of x, each `size` long and `stride` apart, as llama2.c:
- * subtract the max, exponentiate, normalise by the sum. Each row's sum adds its values in
- * order, one dependent addition after another; the sums of up to 8 rows advance together,
+/* Softmax in place of `rows` rows of x, each `size` long and `stride` apart: ts_softmax's
+ * steps for each row, and each row's sum adds its values in order, one dependent addition
+ * after another, as ts_softmax does; the sums of up to 8 rows advance together,
  * independent chains that the processor overlaps. */
 static void ts_softmax_rows(float *x, int rows, size_t stride, int size) {
     for (int r = 0; r < rows; r++) {
@@ -2775,38 +1914,6 @@ static void ts_softmax_rows(float *x, int rows, size_t stride, int size) {
             for (int i = 0; i < size; i++) row[i] /= sum[r];
         }
     }
-}
-static void ts_softmax(float *x, int size) { ts_softmax_rows(x, 1, 0, size); }
-
-/* Rotary positions (Su et al. 2021) in llama2.c's layout: each adjacent pair (2i, 2i+1)
- * of a head turns by angle pos * theta^(-2i/head_dim). vec (n_vec_heads * head_dim). */
-static void ts_rope(const ts_session *s, float *vec, int n_vec_heads, int pos) {
-    int half = s->model->config.head_dim / 2;
-    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
-    for (int h = 0; h < n_vec_heads; h++)
-        for (int i = 0; i < half; i++) {
-            float *v = vec + (size_t)h * 2 * half + 2 * i;
-            float v0 = v[0], v1 = v[1];
-            v[0] = v0 * cs[i] - v1 * sn[i];
-            v[1] = v0 * sn[i] + v1 * cs[i];
-        }
-}
-
-/* o[i] += a * v[i] for i < len, the value sum's step. The head sizes of the TinyStories
- * models get loops of a known length, which compilers turn into a few vector instructions:
- * a loop whose length is known only at run time costs more to set up than its work when
- * heads are small (4 or 8 values in GPT-Neo-1M and stories260K). */
-TS_INLINE void ts_axpy(float *restrict o, float a, const float *restrict v, int len) {
-#define TS_AXPY_CASE(L) \
-    case L: \
-        for (int i = 0; i < L; i++) o[i] += a * v[i]; \
-        break;
-    switch (len) {
-        TS_AXPY_CASE(4) TS_AXPY_CASE(8) TS_AXPY_CASE(16) TS_AXPY_CASE(32) TS_AXPY_CASE(48) TS_AXPY_CASE(64)
-    default:
-        for (int i = 0; i < len; i++) o[i] += a * v[i];
-    }
-#undef TS_AXPY_CASE
 }
 
 #if defined(TS_AVX512)
@@ -2858,12 +1965,11 @@ static int ts_value_sums_lanes(float *out, const float *a, int a_stride, const f
 }
 #endif
 
-/* Attention of the block's n tokens (positions pos .. pos+n-1) for all heads: q (n, q_dim)
- * against this layer's cached keys and values, out (n, q_dim). Keys are cached transposed,
- * (kv_dim, positions), so the scores of consecutive positions sit side by side and are
- * computed together in the compiler's SIMD lanes, each still summed over i in order, as
- * llama2.c sums it. A unit of work for the threads is a quarter of one token's heads. */
-static void ts_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
+/* The fast attention (ts_fast_attention): ts_attention_plain's numbers, the loops turned
+ * around. The keys' transposed cache puts the scores of consecutive positions side by side,
+ * computed together in the compiler's SIMD lanes, each still summed over i in order. A
+ * unit of work for the threads is a quarter of one token's heads. */
+static int ts_fast_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
     const ts_config *c = &s->model->config;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     int H = c->n_heads, window = s->model->layers[layer].window, P = s->max_positions;
@@ -2909,14 +2015,9 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
             }
         }
         for (int t = t0; t < t1; t++) {
-            int p = pos + t, st = start[t - t0], ln = len[t - t0];
+            int st = start[t - t0], ln = len[t - t0];
             float *at = s->att + (size_t)t * H * P; /* (H, P): the scores, then the weights */
             ts_softmax_rows(at + (size_t)h0 * P, h1 - h0, (size_t)P, ln);
-            if (s->att_record && p < s->rec_len) /* keep the pattern for --viz */
-                for (int h = h0; h < h1; h++) {
-                    float *rec = s->att_record + (((size_t)layer * H + h) * s->rec_len + p) * s->rec_len;
-                    for (int k = 0; k < s->rec_len; k++) rec[k] = (k >= st && k <= p) ? at[(size_t)h * P + k - st] : 0.0f;
-                }
             /* out_h = sum_k a_h[k] v_h[k], in order of k */
             float *ot = out + (size_t)t * q_dim;
 #if defined(TS_AVX512)
@@ -2931,229 +2032,1233 @@ static void ts_attention(ts_session *s, int layer, int pos, int n, const float *
             }
         }
     }
+    return 1;
 }
 
-/* GELU, tanh form ("gelu_new"): 0.5 x (1 + tanh(u)) with u = sqrt(2 / pi) (x + 0.044715 x^3),
- * in place over h (count). Computed as x / (1 + exp(-2u)), the same function (1 + tanh u =
- * 2 / (1 + exp(-2u))), so that its one libm call is expf: glibc's tanhf gives other bits on
- * aarch64 than on x86-64, its expf the same, and a story must not depend on the machine. */
-static void ts_gelu(float *h, size_t count) {
-    float e[256];
-    for (size_t at = 0; at < count; at += 256) {
-        size_t len = count - at < 256 ? count - at : 256;
-        for (size_t i = 0; i < len; i++) {
-            float x = h[at + i];
-            e[i] = -1.5957691216057308f * (x + 0.044715f * x * x * x); /* -2u */
-        }
-        ts_exp(e, len);
-        for (size_t i = 0; i < len; i++) h[at + i] = h[at + i] / (1.0f + e[i]);
-    }
+/* ---- the hooks ---- */
+static int ts_fast_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
+    ts_matmul_fast(p, count, x, s->xq, s->xq_scale, s->xq_packed, n);
+    return 1;
 }
-/* SwiGLU's gate: hb = silu(hb) * hb2 with silu(x) = x * (1 / (1 + exp(-x))), as llama2.c,
- * the exponentials a chunk at a time. hb, hb2 (count). */
-static void ts_swiglu(float *hb, const float *hb2, size_t count) {
-    float e[256];
-    for (size_t at = 0; at < count; at += 256) {
-        size_t len = count - at < 256 ? count - at : 256;
-        for (size_t i = 0; i < len; i++) e[i] = -hb[at + i];
-        ts_exp(e, len);
-        for (size_t i = 0; i < len; i++) hb[at + i] = hb[at + i] * (1.0f / (1.0f + e[i])) * hb2[at + i];
-    }
+#endif /* TS_SIMD */
+#if !defined(TS_SIMD) /* the plain build: every hook declines */
+static int ts_fast_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
+    return (void)s, (void)x, (void)n, (void)count, (void)p, 0;
 }
-
-/* Runs n (<= batch) tokens at positions pos..pos+n-1. Logits of every token go to
- * s->logits (n, vocab) if all_logits, else only the last token's to s->logits. */
-static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, int all_logits) {
-    const ts_model *m = s->model;
-    const ts_config *c = &m->config;
-    int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
-    int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
-
-    for (int t = 0; t < n; t++) { /* x = embedding (+ position embedding) */
-        float *xt = s->x + (size_t)t * dim;
-        ts_matrix_row(xt, &m->tok_embedding, tokens[t]);
-        if (m->pos_embedding)
-            for (int i = 0; i < dim; i++) xt[i] += m->pos_embedding[(size_t)(pos + t) * dim + i];
-    }
-    for (int l = 0; l < c->n_layers; l++) {
-        const ts_layer *ly = &m->layers[l];
-        float *kc = s->key_cache + (size_t)l * kv_dim * s->max_positions + pos;         /* (kv_dim, P) from pos */
-        float *vc = s->value_cache + ((size_t)l * s->max_positions + pos) * kv_dim; /* (n, kv_dim) */
-        /* attention: q, k, v for the block; values land straight in the cache, keys go in
-         * transposed after their rotation */
-        ts_norm(c, s->xb, s->x, ly->attn_norm, ly->attn_norm_bias, n);
-        ts_product qkv[3] = {{s->q, &ly->wq}, {s->k, &ly->wk}, {vc, &ly->wv}};
-        ts_matmuls(s, s->xb, n, 3, qkv);
-        ts_add_bias(s->q, ly->bq, n, q_dim);
-        ts_add_bias(s->k, ly->bk, n, kv_dim);
-        ts_add_bias(vc, ly->bv, n, kv_dim);
-        if (c->pos_kind == TS_POS_ROPE)
-            for (int t = 0; t < n; t++) {
-                ts_rope(s, s->q + (size_t)t * q_dim, c->n_heads, pos + t);
-                ts_rope(s, s->k + (size_t)t * kv_dim, c->n_kv_heads, pos + t);
-            }
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < kv_dim; i++) kc[(size_t)i * s->max_positions + t] = s->k[(size_t)t * kv_dim + i];
-        ts_attention(s, l, pos, n, s->q, s->xb);
-        ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
-        ts_add_bias(s->xb2, ly->bo, n, dim);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
-
-        /* MLP */
-        ts_norm(c, s->xb, s->x, ly->ffn_norm, ly->ffn_norm_bias, n);
-        ts_product up[2] = {{s->hb, &ly->w1}, {s->hb2, &ly->w3}}; /* w3 only for SwiGLU */
-        ts_matmuls(s, s->xb, n, c->act_kind == TS_ACT_SWIGLU ? 2 : 1, up);
-        ts_add_bias(s->hb, ly->b1, n, hid);
-        /* the activation, a token per unit of work: a prompt block's exponentials and tanhs
-         * are worth sharing out to the threads (each value is computed alone, so the same) */
-        TS_PARALLEL_FOR_IF(n > 1 && (double)n * hid >= 4096)
-        for (int t = 0; t < n; t++) {
-            float *ht = s->hb + (size_t)t * hid;
-            if (c->act_kind == TS_ACT_SWIGLU) ts_swiglu(ht, s->hb2 + (size_t)t * hid, (size_t)hid);
-            else ts_gelu(ht, (size_t)hid);
-        }
-        ts_matmul(s, s->xb2, s->hb, &ly->w2, n);
-        ts_add_bias(s->xb2, ly->b2, n, dim);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
-    }
-    /* final norm and classifier, for every token or just the last */
-    int first = all_logits ? 0 : n - 1, count = n - first;
-    ts_norm(c, s->xb, s->x + (size_t)first * dim, m->final_norm, m->final_norm_bias, count);
-    ts_matmul(s, s->logits, s->xb, &m->classifier, count);
+static int ts_fast_attention(ts_session *s, int layer, int pos, int n, const float *q, float *out) {
+    return (void)s, (void)layer, (void)pos, (void)n, (void)q, (void)out, 0;
 }
+#endif
+#if !defined(TS_HAVE_FAST_EXP)
+static size_t ts_fast_exp(float *x, size_t n) { return (void)x, (void)n, 0; }
+#endif
+#if !defined(TS_HAVE_FAST_MAX)
+static int ts_fast_max(const float *x, int n, float *max_val) { return (void)x, (void)n, (void)max_val, 0; }
+#endif
 
 /* ==========================================================================
- * 4. Sampler
+ * 6. Tokenizers
  *
- * Exactly llama2.c's: an xorshift* generator (state must not be 0), temperature scaling,
- * softmax, then either a draw from the whole distribution or from the smallest set of
- * most likely tokens whose probability exceeds top-p ("nucleus", Holtzman et al. 2019).
- * Ties in the top-p sort are broken by token id, so the order never depends on qsort.
+ * SentencePiece BPE as llama2.c stores it (tokenizer.bin: max_token_length, then per
+ * token a float score, a length and the bytes, "▁" already turned into " "). Encoding
+ * follows sentencepiece: a dummy-prefix space, one symbol per UTF-8 character (unknown
+ * characters fall back to their bytes as <0xXX> tokens), then repeatedly merge the
+ * adjacent pair whose concatenation is the highest-scoring token, leftmost on ties.
+ * llama2.c rescans the whole text for every merge (quadratic); we keep the candidate
+ * pairs in a heap, so a megabyte encodes in a fraction of a second, with the same result.
+ *
+ * GPT-2 byte-level BPE (the TinyStories paper's models) lives in its own sub-section.
  * ========================================================================== */
 
-typedef struct ts_prob_index { float prob; int index; } ts_prob_index;
-
-static unsigned int ts_random_u32(unsigned long long *state) {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    return (unsigned int)((*state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static float ts_random_f32(unsigned long long *state) { return (float)(ts_random_u32(state) >> 8) / 16777216.0f; }
-
-/* The first index of the largest value (NaNs never win, unless p[0] is one), as the loop
- * `if (p[i] > p[best]) best = i`, but in two passes without a long chain of dependent
- * steps: the largest value (ts_max, in SIMD lanes), then where it first occurs. */
-static int ts_argmax(const float *p, int n) {
-    float max_val = ts_max(p, n);
-    for (int i = 0; i < n; i++)
-        if (p[i] == max_val) return i;
-    return 0; /* p[0] is NaN */
+static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over a then b */
+    for (size_t i = 0; i < na; i++) h = (h ^ (unsigned char)a[i]) * 1099511628211ull;
+    for (size_t i = 0; i < nb; i++) h = (h ^ (unsigned char)b[i]) * 1099511628211ull;
+    return h;
 }
 
-static int ts_sample_mult(const float *p, int n, float coin) {
-    float cdf = 0.0f;
-    for (int i = 0; i < n; i++) {
-        cdf += p[i];
-        if (coin < cdf) return i;
+/* Every piece sits at most this many slots after its hash's slot: checked as the table is
+ * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
+ * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
+ * lookup walk a long run. */
+#define TS_MAX_PROBE 256
+
+/* The id of the token whose bytes are a followed by b, or -1. */
+static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
+    size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
+        int id = t->hash[i];
+        if (id < 0) return -1;
+        if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
+            return id;
     }
-    return n - 1; /* rounding */
+    return -1;
 }
 
-static int ts_compare_prob(const void *a, const void *b) {
-    const ts_prob_index *x = (const ts_prob_index *)a, *y = (const ts_prob_index *)b;
-    if (x->prob > y->prob) return -1;
-    if (x->prob < y->prob) return 1;
-    return (x->index > y->index) - (x->index < y->index);
-}
-
-static int ts_sample_topp(const float *p, int n, float topp, ts_prob_index *probindex, float coin) {
-    /* tokens below (1 - topp) / (n - 1) can never be in the nucleus: skip them before sorting */
-    float cutoff = n > 1 ? (1.0f - topp) / (float)(n - 1) : 0.0f;
-    int n0 = 0;
-    for (int i = 0; i < n; i++)
-        if (p[i] >= cutoff) probindex[n0].index = i, probindex[n0].prob = p[i], n0++;
-    if (n0 == 0) return ts_argmax(p, n); /* only NaN probabilities (a broken model): no nucleus */
-    qsort(probindex, (size_t)n0, sizeof(ts_prob_index), ts_compare_prob);
-    float cumulative = 0.0f;
-    int last = n0 - 1;
-    for (int i = 0; i < n0; i++) {
-        cumulative += probindex[i].prob;
-        if (cumulative > topp) {
-            last = i;
-            break;
-        }
+/* Builds the hash from pieces; the first of duplicate pieces wins. */
+static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
+    size_t cap = 16;
+    while (cap < (size_t)t->vocab_size * 2) cap *= 2;
+    t->hash = (int *)malloc(cap * sizeof(int));
+    if (!t->hash) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    memset(t->hash, 0xff, cap * sizeof(int));
+    t->hash_mask = cap - 1;
+    for (int id = 0; id < t->vocab_size; id++) {
+        if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
+        size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
+        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
+            if (probe == TS_MAX_PROBE)
+                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
+                               id, TS_MAX_PROBE);
+        t->hash[i] = id;
     }
-    float r = coin * cumulative, cdf = 0.0f;
-    for (int i = 0; i <= last; i++) {
-        cdf += probindex[i].prob;
-        if (r < cdf) return probindex[i].index;
-    }
-    return probindex[last].index;
-}
-
-/* -log p(target) for p = softmax(logits): log(sum exp(l - max)) + max - l[target], in double. */
-static double ts_nll(const float *logits, int n, int target) {
-    float max_val = ts_max(logits, n);
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
-    return log(sum) + max_val - logits[target];
-}
-
-static int ts_sample_logits(ts_session *s, float *logits, float temperature, float topp) {
-    int n = s->model->config.vocab_size;
-    if (temperature == 0.0f) return ts_argmax(logits, n);
-    /* A temperature so small that logit / temperature overflows (1e-38 and below) would make
-     * the softmax inf - inf = NaN. As the temperature goes to 0 the distribution puts all its
-     * mass on the most likely token: greedy's choice, which is what it samples then. */
-    if (!isfinite(ts_max(logits, n) / temperature)) return ts_argmax(logits, n);
-    for (int i = 0; i < n; i++) logits[i] /= temperature;
-    ts_softmax(logits, n);
-    float coin = ts_random_f32(&s->rng_state);
-    if (topp <= 0.0f || topp >= 1.0f) return ts_sample_mult(logits, n, coin);
-    return ts_sample_topp(logits, n, topp, s->probindex, coin);
-}
-
-/* ==========================================================================
- * 5. Generation loops
- *
- * generate: llama2.c's loop. Position by position, feed the prompt's tokens, then sampled
- * ones, printing each token's text as it comes, until `steps` positions or BOS. The
- * prompt runs in blocks (one matrix-matrix product per weight instead of one
- * matrix-vector product per token); what is printed is unchanged.
- * ========================================================================== */
-
-static double ts_now(void) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Tokens a prompt starts a story with: Llama: BOS + encoding; GPT-2: the encoding, or
- * <|endoftext|> alone for an empty prompt. Returns a malloc'ed array. */
-static int ts_prompt_tokens(const ts_model *m, const char *prompt, int **out, int *n_out, ts_error *err) {
-    size_t len = strlen(prompt);
-    int cap = len + 3 > (size_t)INT_MAX / 4 ? INT_MAX / 4 : (int)len + 3, n = 0;
-    int gpt2 = m->tokenizer.kind == TS_TOK_GPT2;
-    int *ids = (int *)malloc((size_t)cap * sizeof(int));
-    if (!ids) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    int rc = ts_encode(m, prompt, len, !gpt2, ids, cap, &n, err);
-    if (rc) {
-        free(ids);
-        return rc;
-    }
-    if (n == 0 && m->config.bos_id >= 0) ids[n++] = m->config.bos_id;
-    if (n == 0) {
-        free(ids);
-        return ts_fail(err, TS_E_ARG, "the prompt is empty and the model has no BOS token to start from");
-    }
-    *out = ids;
-    *n_out = n;
     return TS_OK;
 }
 
+static int ts_hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+}
+
+static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
+    int n = t->vocab_size;
+    /* every token takes at least 8 bytes: refuse a short file before allocating for it */
+    if (size < 4 || (size - 4) / 8 < (size_t)n)
+        return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: %zu bytes cannot hold the model's %d tokens",
+                       size, n);
+    t->piece = (const char **)calloc((size_t)n, sizeof(char *));
+    t->piece_len = (int *)calloc((size_t)n, sizeof(int));
+    t->score = (float *)calloc((size_t)n, sizeof(float));
+    t->byte_value = (short *)calloc((size_t)n, sizeof(short));
+    if (!t->piece || !t->piece_len || !t->score || !t->byte_value) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    size_t pos = 4; /* skip max_token_length: lengths are checked one by one instead */
+    for (int id = 0; id < n; id++) {
+        if (size - pos < 8)
+            return ts_fail(err, TS_E_FORMAT, "tokenizer is truncated or does not match the model: it ends at token %d of the model's %d", id, n);
+        float score = ts_read_f32(data + pos);
+        int32_t len = ts_read_i32(data + pos + 4);
+        pos += 8;
+        if (!isfinite(score)) return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has a non-finite score (%g)", id, (double)score);
+        if (len < 0 || (size_t)len > size - pos)
+            return ts_fail(err, TS_E_FORMAT, "tokenizer token %d has length %d, past the end of the tokenizer (%zu bytes)", id, (int)len, size);
+        t->piece[id] = (const char *)data + pos;
+        t->piece_len[id] = len;
+        t->score[id] = score;
+        pos += (size_t)len;
+    }
+    if (pos != size)
+        return ts_fail(err, TS_E_FORMAT, "tokenizer has %zu bytes after the model's %d tokens: it belongs to a model with a larger vocabulary", size - pos, n);
+    for (int b = 0; b < 256; b++) t->byte_token[b] = -1;
+    for (int id = n - 1; id >= 0; id--) { /* "<0xXX>" byte-fallback tokens; lowest id wins */
+        const char *p = t->piece[id];
+        int hi, lo;
+        t->byte_value[id] = -1;
+        if (t->piece_len[id] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && (hi = ts_hexval(p[3])) >= 0 &&
+            (lo = ts_hexval(p[4])) >= 0) {
+            t->byte_value[id] = (short)(hi * 16 + lo);
+            t->byte_token[hi * 16 + lo] = id;
+        }
+    }
+    int rc = ts_build_hash(t, err);
+    if (rc) return rc;
+    t->space_id = ts_lookup2(t, " ", 1, "", 0);
+    t->pair_seen = (unsigned char *)calloc(65536 / 8, 1);
+    if (!t->pair_seen) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    for (int id = 0; id < n; id++)
+        for (int i = 0; i + 1 < t->piece_len[id]; i++) {
+            unsigned pair = (unsigned char)t->piece[id][i] << 8 | (unsigned char)t->piece[id][i + 1];
+            t->pair_seen[pair >> 3] |= (unsigned char)(1u << (pair & 7));
+        }
+    return TS_OK;
+}
+
+/* A symbol of the text being merged: a token in a doubly linked list. */
+typedef struct { int id, prev, next; } ts_symbol;
+/* A candidate merge of symbols left and left's next into token `merged`. */
+typedef struct { float score; int left, merged, left_id, right_id; } ts_pair;
+
+static int ts_pair_before(const ts_pair *a, const ts_pair *b) { /* higher score first, then leftmost */
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+static void ts_heap_push(ts_pair *heap, int *n, ts_pair p) {
+    int i = (*n)++;
+    while (i > 0 && ts_pair_before(&p, &heap[(i - 1) / 2])) {
+        heap[i] = heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    heap[i] = p;
+}
+static ts_pair ts_heap_pop(ts_pair *heap, int *n) {
+    ts_pair top = heap[0], last = heap[--(*n)];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && ts_pair_before(&heap[c + 1], &heap[c])) c++;
+        if (!ts_pair_before(&heap[c], &last)) break;
+        heap[i] = heap[c];
+        i = c;
+    }
+    if (*n > 0) heap[i] = last;
+    return top;
+}
+
+static void ts_push_candidate(const ts_tokenizer *t, const ts_symbol *sym, int left, ts_pair *heap, int *n_heap) {
+    int right = sym[left].next;
+    if (left < 0 || right < 0) return;
+    int a = sym[left].id, b = sym[right].id;
+    int id = ts_lookup2(t, t->piece[a], (size_t)t->piece_len[a], t->piece[b], (size_t)t->piece_len[b]);
+    if (id < 0) return;
+    ts_pair p = {t->score[id], left, id, a, b};
+    ts_heap_push(heap, n_heap, p);
+}
+
+/* Encodes with the llama2.c/sentencepiece rules into out (room for len + 3 ids). */
+static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, size_t len, int add_bos, int *out) {
+    long n = 0;
+    if (add_bos && t->bos_id >= 0) out[n++] = t->bos_id;
+    if (len == 0) return n;
+    /* Symbols: the dummy prefix, then each UTF-8 character (a lead byte and up to three
+     * continuation bytes, as llama2.c groups them) or its bytes when it is no token. */
+    ts_symbol *sym = (ts_symbol *)malloc((len + 2) * sizeof(ts_symbol));
+    ts_pair *heap = (ts_pair *)malloc((3 * len + 8) * sizeof(ts_pair));
+    if (!sym || !heap) {
+        free(sym), free(heap);
+        return -1;
+    }
+    int n_sym = 0, n_heap = 0;
+    if (t->space_id >= 0) sym[n_sym++].id = t->space_id;
+    else sym[n_sym++].id = t->byte_token[' '] >= 0 ? t->byte_token[' '] : 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
+        int id = ts_lookup2(t, text + i, j - i, "", 0);
+        if (id >= 0) sym[n_sym++].id = id;
+        else
+            for (size_t k = i; k < j; k++) {
+                int b = t->byte_token[(unsigned char)text[k]];
+                sym[n_sym++].id = b >= 0 ? b : 0; /* no byte fallback in this vocabulary: <unk> */
+            }
+        i = j;
+    }
+    /* No merge can join two neighbouring symbols if the last byte of the left one's piece
+     * and the first byte of the right one's never stand next to each other in any piece
+     * (for Llama 2, e.g., a letter followed by a space). The text is cut at such places
+     * and each part merged on its own: merges in one part never change the candidates of
+     * another, so the result is that of one heap over the whole text, and the small heaps
+     * stay in cache. */
+    for (int first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
+        for (; end < n_sym; end++) {
+            int a = sym[end - 1].id, b = sym[end].id;
+            if (t->piece_len[a] == 0 || t->piece_len[b] == 0) continue;
+            unsigned pair = (unsigned char)t->piece[a][t->piece_len[a] - 1] << 8 | (unsigned char)t->piece[b][0];
+            if (!(t->pair_seen[pair >> 3] & (1u << (pair & 7)))) break;
+        }
+        for (int i = first; i < end; i++) sym[i].prev = i > first ? i - 1 : -1, sym[i].next = i + 1 < end ? i + 1 : -1;
+        for (int i = first; i + 1 < end; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
+        while (n_heap > 0) {
+            ts_pair p = ts_heap_pop(heap, &n_heap);
+            int left = p.left, right = sym[left].next;
+            /* stale entries: the left symbol was merged away or either side changed */
+            if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
+            sym[left].id = p.merged;
+            sym[left].next = sym[right].next;
+            if (sym[right].next >= 0) sym[sym[right].next].prev = left;
+            sym[right].id = -1;
+            if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
+            ts_push_candidate(t, sym, left, heap, &n_heap);
+        }
+        for (int i = first; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
+    }
+    free(sym);
+    free(heap);
+    return n;
+}
+
+/* ---- GPT-2 byte-level BPE ----------------------------------------------------------
+ * The TinyStories paper's models use GPT-2's tokenizer (Radford et al. 2019): text is split
+ * into pre-tokens by a regular expression (contractions, letters, numbers, other symbols,
+ * white space; letters and numbers in the full Unicode sense), and each pre-token's bytes
+ * are merged pairwise by rank, lowest first. It matches Hugging Face `tokenizers`. */
+
+typedef struct { uint32_t first, last; } gpt2_range;
+
+/* \p{L} and \p{N}, the letters and numbers of the Unicode standard, as sorted ranges of
+ * code points: generated tables, in section 12. */
+static const gpt2_range gpt2_letter_ranges[677], gpt2_number_ranges[144];
+
+/* Character classes of the pre-tokenizer regex. */
+enum { GPT2_WS = 0, GPT2_LETTER = 1, GPT2_NUMBER = 2, GPT2_SYMBOL = 3 };
+
+/* Binary search in a sorted, non-overlapping range table. */
+static int gpt2_in_ranges(const gpt2_range *r, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n; /* invariant: a match, if any, is in r[lo..hi) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid].first)
+            hi = mid;
+        else if (cp > r[mid].last)
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* \s: Unicode White_Space (what Oniguruma and Rust's regex use for \s). */
+static int gpt2_is_space(uint32_t cp) {
+    if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20;
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+static int gpt2_class_of(uint32_t cp) {
+    if (cp < 0x80) { /* ASCII fast path */
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return GPT2_LETTER;
+        if (cp >= '0' && cp <= '9') return GPT2_NUMBER;
+        return gpt2_is_space(cp) ? GPT2_WS : GPT2_SYMBOL;
+    }
+    if (gpt2_is_space(cp)) return GPT2_WS;
+    if (gpt2_in_ranges(gpt2_letter_ranges, sizeof gpt2_letter_ranges / sizeof gpt2_letter_ranges[0], cp))
+        return GPT2_LETTER;
+    if (gpt2_in_ranges(gpt2_number_ranges, sizeof gpt2_number_ranges / sizeof gpt2_number_ranges[0], cp))
+        return GPT2_NUMBER;
+    return GPT2_SYMBOL;
+}
+
+/* Decode the character at s[i] (i < n) and return its class; *len gets its
+ * byte length (1..4). Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
+ * anything else is decoded leniently: the single offending byte becomes one
+ * character of class GPT2_SYMBOL (not letter, number or space), and decoding
+ * resumes at the next byte. Byte-level BPE then encodes the raw byte as usual,
+ * so encode/decode still round-trips every input. */
+static int gpt2_char_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
+    unsigned b0 = s[i], need, lo = 0x80, hi = 0xBF;
+    uint32_t cp;
+    size_t k;
+
+    *len = 1;
+    if (b0 < 0x80) return gpt2_class_of(b0);
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        need = 1;
+        cp = b0 & 0x1F;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        need = 2;
+        cp = b0 & 0x0F;
+        if (b0 == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (b0 == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        need = 3;
+        cp = b0 & 0x07;
+        if (b0 == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (b0 == 0xF4)
+            hi = 0x8F; /* > U+10FFFF */
+    } else {
+        return GPT2_SYMBOL; /* stray continuation, C0/C1, F5..FF */
+    }
+    if (n - i <= need) return GPT2_SYMBOL; /* truncated at end of text */
+    for (k = 1; k <= need; k++) {
+        unsigned b = s[i + k];
+        if (b < lo || b > hi) return GPT2_SYMBOL;
+        lo = 0x80;
+        hi = 0xBF; /* only the 2nd byte has a narrowed range */
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    *len = need + 1;
+    return gpt2_class_of(cp);
+}
+
+/* End of the run of characters of class cls starting at i. */
+static size_t gpt2_run_end(const unsigned char *s, size_t n, size_t i, int cls) {
+    size_t len;
+    while (i < n && gpt2_char_at(s, n, i, &len) == cls) i += len;
+    return i;
+}
+
+/* End of the pre-token that starts at i (i < n): the match of the leftmost
+ * regex alternative that matches at i. Every character is matched by one of
+ * the alternatives, so pre-tokens tile the text. */
+static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
+    size_t len, last, j;
+    int cls;
+
+    /* 's|'t|'re|'ve|'m|'ll|'d  (case-sensitive, as in GPT-2) */
+    if (s[i] == '\'' && n - i >= 2) {
+        unsigned a = s[i + 1];
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if (n - i >= 3) {
+            unsigned b = s[i + 2];
+            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+        }
+    }
+    /* ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' : an optional U+0020 then a run of
+     * one non-space class (the class of the first character decides which). */
+    if (s[i] == ' ' && n - i >= 2) {
+        cls = gpt2_char_at(s, n, i + 1, &len);
+        if (cls != GPT2_WS) return gpt2_run_end(s, n, i + 1, cls);
+    }
+    cls = gpt2_char_at(s, n, i, &len);
+    if (cls != GPT2_WS) return gpt2_run_end(s, n, i, cls);
+
+    /* '\s+(?!\S)|\s+' : take the whole whitespace run [i, j). If a non-space
+     * follows, (?!\S) fails at j, so the regex backtracks one character and
+     * leaves the last one (start `last`) to prefix the next pre-token; a run
+     * of one character falls through to plain \s+ instead. */
+    last = i;
+    j = i + len;
+    while (j < n && gpt2_char_at(s, n, j, &len) == GPT2_WS) {
+        last = j;
+        j += len;
+    }
+    if (j == n || last == i) return j;
+    return last;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tokenizer tables                                                         */
+
+/* One slot of the merge hash table; left < 0 marks an empty slot. */
+typedef struct {
+    int32_t left, right, rank, result;
+} gpt2_merge;
+
+typedef struct {
+    const unsigned char *bytes;
+    int32_t len;
+} gpt2_token;
+
+struct gpt2_tokenizer {
+    int n_tokens, n_merges;
+    gpt2_token *tokens;   /* [n_tokens], bytes point into the section   */
+    int32_t byte_id[256]; /* id of the one-byte token for each byte     */
+    gpt2_merge *merges;   /* open addressing, linear probing, load <= 1/2 */
+    size_t mask;          /* slot count - 1 (a power of two)            */
+    unsigned shift;       /* 64 - log2(slot count), for Fibonacci hashing */
+};
+
+enum { GPT2_ERR_FORMAT = -1, GPT2_ERR_NOMEM = -2 };
+
+static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
+    uint64_t k = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
+}
+
+/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
+ * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
+static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
+    size_t i = gpt2_slot_of(t, l, r);
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
+        const gpt2_merge *m = &t->merges[i];
+        if (m->left == l && m->right == r) return m;
+        if (m->left < 0) return NULL;
+        i = (i + 1) & t->mask;
+    }
+    return NULL;
+}
+
+/* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
+ * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
+ * its slots (only a file crafted to slow every lookup down does that). */
+static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
+    size_t i = gpt2_slot_of(t, l, r);
+    gpt2_merge *m;
+    for (int probe = 0;; probe++) {
+        m = &t->merges[i];
+        if (m->left < 0 || (m->left == l && m->right == r)) break;
+        if (probe == TS_MAX_PROBE) return -1;
+        i = (i + 1) & t->mask;
+    }
+    m->left = l;
+    m->right = r;
+    m->rank = rank;
+    m->result = res;
+    return 0;
+}
+
+static void gpt2_free(gpt2_tokenizer *t) {
+    free(t->tokens);
+    free(t->merges);
+    memset(t, 0, sizeof *t);
+}
+
+/* Little-endian i32, widened so range checks cannot overflow. */
+static int64_t gpt2_rd_i32(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
+}
+
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
+        va_list ap;
+        va_start(ap, fmt);
+        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    gpt2_free(t);
+    return code;
+}
+
+/* Parse the token records starting at *off; fills t->tokens and t->byte_id. */
+static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t *off, char *err,
+                            size_t errlen) {
+    int i, b;
+    for (b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (i = 0; i < t->n_tokens; i++) {
+        int64_t len;
+        if (size - *off < 4)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
+        len = gpt2_rd_i32(sec + *off);
+        *off += 4;
+        if (len < 0 || (uint64_t)len > size - *off)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
+                             (long long)len, size);
+        t->tokens[i].bytes = sec + *off;
+        t->tokens[i].len = (int32_t)len;
+        *off += (size_t)len;
+        if (len == 1) {
+            b = sec[*off - 1];
+            if (t->byte_id[b] >= 0)
+                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
+            t->byte_id[b] = i;
+        }
+    }
+    for (b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
+    return 0;
+}
+
+/* Parse and check the merge records at off, which must end the section. */
+static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t off, char *err,
+                            size_t errlen) {
+    size_t cap = 16;
+    unsigned bits = 4;
+    int i;
+
+    if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
+                         t->n_merges, size - off);
+    while (cap / 2 < (size_t)t->n_merges) {
+        cap <<= 1;
+        bits++;
+    }
+    t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
+    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
+    t->mask = cap - 1;
+    t->shift = 64 - bits;
+    for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
+
+    for (i = 0; i < t->n_merges; i++, off += 12) {
+        int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
+        const gpt2_token *L, *R, *X;
+        if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
+                             (long long)r, (long long)res, t->n_tokens - 1);
+        L = &t->tokens[l];
+        R = &t->tokens[r];
+        X = &t->tokens[res];
+        /* Non-empty parts make every merge strictly lengthen a symbol, which
+         * the BPE loops rely on (a position's id never repeats). */
+        if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
+            memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
+                             i, (long long)res, (long long)l, (long long)r);
+        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
+            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
+                             i, TS_MAX_PROBE);
+    }
+    return 0;
+}
+
+/* Load from a section that must outlive *t (token bytes point into it).
+ * Returns 0, or GPT2_ERR_* with a message in err; *t is then empty. */
+static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t size, int vocab_size, char *err,
+                     size_t errlen) {
+    int64_t nt, nm;
+    size_t off = 8;
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    if (err && errlen) err[0] = '\0';
+    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
+    nt = gpt2_rd_i32(section);
+    nm = gpt2_rd_i32(section + 4);
+    if (nt != vocab_size)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
+                         vocab_size);
+    /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
+     * by the size before anything is allocated. */
+    if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
+                         (long long)nt, size);
+    if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
+        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
+                         (long long)nm, size);
+    t->n_tokens = (int)nt;
+    t->n_merges = (int)nm;
+    t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
+    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
+    rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
+    if (rc) return rc;
+    return gpt2_load_merges(t, section, size, off, err, errlen);
+}
+
+/* Bytes of token id (not NUL-terminated), or NULL if id is out of range. */
+static const unsigned char *gpt2_token_bytes(const gpt2_tokenizer *t, int id, int *len) {
+    if (id < 0 || id >= t->n_tokens) return NULL;
+    if (len) *len = t->tokens[id].len;
+    return t->tokens[id].bytes;
+}
+
+/* ---------------------------------------------------------------------- */
+/* BPE                                                                      */
+
+/* Output sink: ids beyond max are counted but not stored. */
+typedef struct {
+    int *ids;
+    long max, count;
+} gpt2_out;
+
+static void gpt2_emit(gpt2_out *o, int32_t id) {
+    if (o->count < o->max) o->ids[o->count] = id;
+    o->count++;
+}
+
+/* Pre-tokens of at most this many bytes use the simple quadratic loop on
+ * stack arrays; longer ones use the heap (O(n log n)). */
+enum { GPT2_SHORT_MAX = 64 };
+
+/* Rank and result of the pair (l, r); rank INT32_MAX if it never merges. */
+static int32_t gpt2_pair_rank(const gpt2_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
+    const gpt2_merge *m = gpt2_find_merge(t, l, r);
+    if (!m) return INT32_MAX;
+    *res = m->result;
+    return m->rank;
+}
+
+/* Short pre-token (2 <= n <= GPT2_SHORT_MAX): sym[0..m) are the current
+ * symbols, rank[k]/res[k] describe the pair (sym[k], sym[k+1]). Each step
+ * scans for the lowest rank (strict < keeps the leftmost on ties). */
+static void gpt2_bpe_short(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_out *o) {
+    int32_t sym[GPT2_SHORT_MAX], rank[GPT2_SHORT_MAX], res[GPT2_SHORT_MAX];
+    size_t m = n, k, best;
+
+    for (k = 0; k < n; k++) sym[k] = t->byte_id[w[k]];
+    for (k = 0; k + 1 < n; k++) rank[k] = gpt2_pair_rank(t, sym[k], sym[k + 1], &res[k]);
+    while (m > 1) {
+        best = 0;
+        for (k = 1; k + 1 < m; k++)
+            if (rank[k] < rank[best]) best = k;
+        if (rank[best] == INT32_MAX) break;
+        /* sym[best] absorbs sym[best+1]; pairs after it shift left by one. */
+        sym[best] = res[best];
+        memmove(&sym[best + 1], &sym[best + 2], (m - best - 2) * sizeof sym[0]);
+        memmove(&rank[best + 1], &rank[best + 2], (m - best - 2) * sizeof rank[0]);
+        memmove(&res[best + 1], &res[best + 2], (m - best - 2) * sizeof res[0]);
+        m--;
+        if (best > 0) rank[best - 1] = gpt2_pair_rank(t, sym[best - 1], sym[best], &res[best - 1]);
+        if (best + 1 < m) rank[best] = gpt2_pair_rank(t, sym[best], sym[best + 1], &res[best]);
+    }
+    for (k = 0; k < m; k++) gpt2_emit(o, sym[k]);
+}
+
+/* Heap key of a candidate pair: rank << 32 | pos, so one integer compare
+ * orders by rank, then leftmost position on ties. */
+typedef uint64_t gpt2_cand;
+
+static gpt2_cand gpt2_cand_make(int32_t rank, int32_t pos) {
+    return (uint64_t)(uint32_t)rank << 32 | (uint32_t)pos;
+}
+
+/* Min-heap h[0..n): restore the heap below slot i, which holds key c. */
+static void gpt2_heap_sift_down(gpt2_cand *h, size_t n, size_t i, gpt2_cand c) {
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= n) break;
+        if (k + 1 < n && h[k + 1] < h[k]) k++;
+        if (h[k] >= c) break;
+        h[i] = h[k];
+        i = k;
+    }
+    h[i] = c;
+}
+
+static void gpt2_heap_push(gpt2_cand *h, size_t *n, gpt2_cand c) {
+    size_t i = (*n)++;
+    while (i > 0 && c < h[(i - 1) / 2]) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static gpt2_cand gpt2_heap_pop(gpt2_cand *h, size_t *n) {
+    gpt2_cand top = h[0];
+    (*n)--;
+    if (*n > 0) gpt2_heap_sift_down(h, *n, 0, h[*n]);
+    return top;
+}
+
+/* Per-call scratch for long pre-tokens, grown on demand. */
+typedef struct {
+    void *buf;
+    size_t cap;
+} gpt2_scratch;
+
+/* Push the pair starting at symbol p if it has a merge. */
+static void gpt2_push_pair(const gpt2_tokenizer *t, const int32_t *sym, const int32_t *next, int32_t p, gpt2_cand *h,
+                           size_t *hn) {
+    int32_t res, rank;
+    if (p < 0 || next[p] < 0) return;
+    rank = gpt2_pair_rank(t, sym[p], sym[next[p]], &res);
+    if (rank != INT32_MAX) gpt2_heap_push(h, hn, gpt2_cand_make(rank, p));
+}
+
+/* Long pre-token: symbols form a doubly linked list over the byte positions
+ * (a merged symbol keeps its left position; the right one is unlinked and
+ * marked -1). Stale heap entries are skipped on pop: an entry is current iff
+ * the pair now at pos still has the entry's rank (ranks are unique per pair).
+ * At most n-1 initial entries + 2 per merge (<= n-1 merges): heap <= 3n.
+ * Returns -1 on allocation failure. */
+static int gpt2_bpe_long(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_scratch *sc, gpt2_out *o) {
+    const size_t per = 3 * sizeof(gpt2_cand) + 3 * sizeof(int32_t);
+    size_t need, hn = 0, k;
+    int32_t *sym, *prev, *next, p, res = 0, rank;
+    gpt2_cand *h;
+
+    if (n > (size_t)INT32_MAX / 4 || n > SIZE_MAX / per) return -1; /* int32 positions */
+    need = n * per;
+    if (need > sc->cap) {
+        void *nb = realloc(sc->buf, need);
+        if (!nb) return -1;
+        sc->buf = nb;
+        sc->cap = need;
+    }
+    h = (gpt2_cand *)sc->buf; /* 8-byte keys first keeps both parts aligned */
+    sym = (int32_t *)(h + 3 * n);
+    prev = sym + n;
+    next = prev + n;
+    for (k = 0; k < n; k++) {
+        sym[k] = t->byte_id[w[k]];
+        prev[k] = (int32_t)k - 1;
+        next[k] = k + 1 < n ? (int32_t)k + 1 : -1;
+    }
+    /* Initial pairs, then heapify bottom-up in O(n). */
+    for (k = 0; k + 1 < n; k++) {
+        rank = gpt2_pair_rank(t, sym[k], sym[k + 1], &res);
+        if (rank != INT32_MAX) h[hn++] = gpt2_cand_make(rank, (int32_t)k);
+    }
+    for (k = hn / 2; k-- > 0;) gpt2_heap_sift_down(h, hn, k, h[k]);
+
+    while (hn > 0) {
+        gpt2_cand c = gpt2_heap_pop(h, &hn);
+        int32_t q;
+        p = (int32_t)(uint32_t)c;
+        rank = (int32_t)(c >> 32);
+        q = next[p];
+        if (sym[p] < 0 || q < 0 || gpt2_pair_rank(t, sym[p], sym[q], &res) != rank) continue; /* stale */
+        sym[p] = res;
+        sym[q] = -1;
+        next[p] = next[q];
+        if (next[q] >= 0) prev[next[q]] = p;
+        gpt2_push_pair(t, sym, next, prev[p], h, &hn);
+        gpt2_push_pair(t, sym, next, p, h, &hn);
+    }
+    for (p = 0; p >= 0; p = next[p]) gpt2_emit(o, sym[p]); /* position 0 never dies */
+    return 0;
+}
+
+/* Encode with an explicit short/long threshold (tests force the heap path
+ * with short_max = 1). */
+static long gpt2_encode_with(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids,
+                             size_t short_max) {
+    const unsigned char *s = (const unsigned char *)text;
+    gpt2_out o;
+    gpt2_scratch sc = {NULL, 0};
+    size_t i = 0, e;
+
+    if (len > (size_t)LONG_MAX) return -1; /* ids <= bytes must fit a long */
+    o.ids = ids;
+    o.max = ids ? max_ids : 0;
+    o.count = 0;
+    if (short_max > GPT2_SHORT_MAX) short_max = GPT2_SHORT_MAX;
+    while (i < len) {
+        e = gpt2_pretoken_end(s, len, i);
+        if (e - i == 1)
+            gpt2_emit(&o, t->byte_id[s[i]]);
+        else if (e - i <= short_max)
+            gpt2_bpe_short(t, s + i, e - i, &o);
+        else if (gpt2_bpe_long(t, s + i, e - i, &sc, &o) < 0) {
+            free(sc.buf);
+            return -1;
+        }
+        i = e;
+    }
+    free(sc.buf);
+    return o.count;
+}
+
+/* Encode len bytes of text (no BOS/EOS). Stores the first max_ids ids and
+ * returns the full count (retry with a bigger buffer if it exceeds max_ids),
+ * or -1 on allocation failure. Thread-safe: t is only read. */
+static long gpt2_encode(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids) {
+    return gpt2_encode_with(t, text, len, ids, max_ids, GPT2_SHORT_MAX);
+}
+
+/* The GPT-2 tokenizer behind the common ts_tokenizer: pieces for decoding, ids for bytes. */
+static int ts_gpt2_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
+    char msg[256];
+    t->gpt2 = (gpt2_tokenizer *)calloc(1, sizeof(gpt2_tokenizer));
+    t->piece = (const char **)calloc((size_t)t->vocab_size, sizeof(char *));
+    t->piece_len = (int *)calloc((size_t)t->vocab_size, sizeof(int));
+    if (!t->gpt2 || !t->piece || !t->piece_len) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    int rc = gpt2_load(t->gpt2, data, size, t->vocab_size, msg, sizeof msg);
+    if (rc) return ts_fail(err, rc == GPT2_ERR_NOMEM ? TS_E_NOMEM : TS_E_FORMAT, "%s", msg);
+    for (int id = 0; id < t->vocab_size; id++) {
+        int len = 0;
+        t->piece[id] = (const char *)gpt2_token_bytes(t->gpt2, id, &len);
+        t->piece_len[id] = len;
+    }
+    for (int b = 0; b < 256; b++) t->byte_token[b] = t->gpt2->byte_id[b];
+    return TS_OK;
+}
+
+static void ts_gpt2_free(ts_tokenizer *t) {
+    if (t->gpt2) gpt2_free(t->gpt2);
+    free(t->gpt2);
+}
+
+static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err) {
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->vocab_size = c->vocab_size;
+    t->bos_id = c->bos_id;
+    t->eos_id = c->eos_id;
+    for (int b = 0; b < 256; b++) t->byte_text[2 * b] = (unsigned char)b;
+    if (kind == TS_TOK_SENTENCEPIECE) return ts_sentencepiece_init(t, data, size, err);
+    return ts_gpt2_init(t, data, size, err);
+}
+
+static void ts_tokenizer_free(ts_tokenizer *t) {
+    if (t->kind == TS_TOK_GPT2) ts_gpt2_free(t);
+    free(t->piece);
+    free(t->piece_len);
+    free(t->score);
+    free(t->byte_value);
+    free(t->hash);
+    free(t->pair_seen);
+    free(t->owned);
+    memset(t, 0, sizeof *t);
+}
+
 /* ==========================================================================
- * 6. Library functions
+ * 7. Model files
+ *
+ * Three layouts are read, all into the same ts_model of pointers into the mapped file:
+ *  - llama2.c legacy: 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+ *    vocab_size, seq_len; negative vocab_size = separate classifier), then float32
+ *    tensors stacked by kind: embedding, attention norms, wq, wk, wv, wo, ffn norms,
+ *    w1, w2, w3, final norm, two unused RoPE tables, classifier.
+ *  - llama2.c versioned (magic "ak42"): a 256-byte header; version 1 is float32 with
+ *    the norms first, version 2 is Q8_0 (int8 values + a float scale per group).
+ *  - TSMF, ours: a 256-byte header that says everything needed to run the model
+ *    (architecture, norm, activation, positions, biases, rope theta, epsilon, per-layer
+ *    attention window, weight type, embedded tokenizer) and 64-byte aligned tensors.
+ *    docs/format.md documents it field by field.
+ * Every size is checked against the file length before a pointer is formed.
+ * ========================================================================== */
+
+/* A cursor over the file: hands out tensors, refusing anything past the end. */
+typedef struct {
+    const unsigned char *base;
+    size_t size, pos;
+    ts_error *err;
+    int failed;
+    const char *region;  /* what ends at `size`, for messages: "model file", "TSMF weights" */
+} ts_reader;
+
+static const void *ts_take(ts_reader *r, size_t count, size_t elem_size, size_t align, const char *what) {
+    if (r->failed) return NULL;
+    size_t bytes, start = r->pos, end;
+    if (align > 1) start = (start + align - 1) / align * align;
+    if (start < r->pos || !ts_mul(count, elem_size, &bytes) || !ts_add(start, bytes, &end) || end > r->size) {
+        ts_fail(r->err, TS_E_FORMAT, "%s is truncated: tensor %s needs %zu x %zu bytes at offset %zu, but it ends at %zu",
+                r->region, what, count, elem_size, start, r->size);
+        r->failed = 1;
+        return NULL;
+    }
+    const unsigned char *p = r->base + start;
+    if (elem_size >= 2 && ((uintptr_t)p % (elem_size > 4 ? 4 : elem_size)) != 0) {
+        ts_fail(r->err, TS_E_FORMAT, "tensor %s at offset %zu is misaligned", what, start);
+        r->failed = 1;
+        return NULL;
+    }
+    r->pos = end;
+    return p;
+}
+
+static const float *ts_take_f32(ts_reader *r, size_t count, size_t align, const char *what) {
+    return (const float *)ts_take(r, count, sizeof(float), align, what);
+}
+
+/* A matrix of the given type: values, then (Q8_0) its group scales. */
+static ts_matrix ts_take_matrix(ts_reader *r, int type, int rows, int cols, int group_size, size_t align, const char *what) {
+    ts_matrix m = {type, rows, cols, group_size, NULL, NULL};
+    size_t n;
+    if (!ts_mul((size_t)rows, (size_t)cols, &n)) n = SIZE_MAX; /* ts_take then reports it */
+    if (type == TS_F32) m.data = ts_take(r, n, 4, align, what);
+    else if (type == TS_BF16) m.data = ts_take(r, n, 2, align, what);
+    else {
+        m.data = ts_take(r, n, 1, align, what);
+        m.scale = ts_take_f32(r, (size_t)rows * (size_t)ts_groups(cols, group_size), align, what);
+    }
+    return m;
+}
+
+
+/* Header sanity: sizes positive, bounded, and consistent with each other. The bounds are
+ * far above any model this engine targets and keep every product well inside size_t. */
+static int ts_check_config(const ts_config *c, ts_error *err) {
+#define TS_CHECK_RANGE(field, lo, hi)                                                            \
+    if (c->field < (lo) || c->field > (hi))                                                      \
+        return ts_fail(err, TS_E_FORMAT, "bad model header: " #field " = %d (must be %d..%d)", \
+                       (int)c->field, (int)(lo), (int)(hi));
+    TS_CHECK_RANGE(dim, 1, 1 << 16)
+    TS_CHECK_RANGE(hidden_dim, 1, 1 << 18)
+    TS_CHECK_RANGE(n_layers, 1, 1024)
+    TS_CHECK_RANGE(n_heads, 1, 1024)
+    TS_CHECK_RANGE(n_kv_heads, 1, c->n_heads)
+    TS_CHECK_RANGE(head_dim, 1, 1 << 12)
+    TS_CHECK_RANGE(vocab_size, 1, 1 << 22)
+    TS_CHECK_RANGE(seq_len, 1, 1 << 20)
+    TS_CHECK_RANGE(norm_kind, 1, 2)
+    TS_CHECK_RANGE(act_kind, 1, 2)
+    TS_CHECK_RANGE(pos_kind, 1, 2)
+    TS_CHECK_RANGE(weight_type, 0, 2)
+#undef TS_CHECK_RANGE
+    if (c->n_heads % c->n_kv_heads != 0)
+        return ts_fail(err, TS_E_FORMAT, "bad model header: n_kv_heads = %d does not divide n_heads = %d", c->n_kv_heads, c->n_heads);
+    if ((size_t)c->n_heads * (size_t)c->head_dim > (1u << 18))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads x head_dim = %d x %d is too large", c->n_heads, c->head_dim);
+    if (c->pos_kind == TS_POS_ROPE && c->head_dim % 2 != 0)
+        return ts_fail(err, TS_E_FORMAT, "bad model header: head_dim = %d must be even for rotary positions", c->head_dim);
+    if (c->weight_type == TS_Q8_0 && (c->group_size < 1 || c->group_size > 4096))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: Q8_0 group_size = %d (must be 1..4096)", c->group_size);
+    if (!(c->norm_eps >= 0.0f && c->norm_eps < 1.0f))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: norm_eps = %g", (double)c->norm_eps);
+    if (c->pos_kind == TS_POS_ROPE && !(c->rope_theta > 0.0f && c->rope_theta < 1e12f))
+        return ts_fail(err, TS_E_FORMAT, "bad model header: rope_theta = %g", (double)c->rope_theta);
+    if (c->bos_id < -1 || c->bos_id >= c->vocab_size || c->eos_id < -1 || c->eos_id >= c->vocab_size)
+        return ts_fail(err, TS_E_FORMAT, "bad model header: bos_id %d / eos_id %d outside the vocabulary of %d", c->bos_id,
+                       c->eos_id, c->vocab_size);
+    return TS_OK;
+}
+
+/* The llama2.c files: one configuration, tensors stacked by kind, no alignment. */
+static void ts_llama2c_defaults(ts_config *c) {
+    c->arch = TS_ARCH_LLAMA;
+    c->norm_kind = TS_NORM_RMS;
+    c->act_kind = TS_ACT_SWIGLU;
+    c->pos_kind = TS_POS_ROPE;
+    c->rope_theta = 10000.0f;
+    c->norm_eps = 1e-5f;
+    c->bos_id = 1;
+    c->eos_id = 2;
+}
+
+static int ts_read_llama2c_params(ts_config *c, const unsigned char *p, ts_error *err) {
+    c->dim = ts_read_i32(p);
+    c->hidden_dim = ts_read_i32(p + 4);
+    c->n_layers = ts_read_i32(p + 8);
+    c->n_heads = ts_read_i32(p + 12);
+    c->n_kv_heads = ts_read_i32(p + 16);
+    c->vocab_size = ts_read_i32(p + 20);
+    c->seq_len = ts_read_i32(p + 24);
+    if (c->n_heads <= 0 || c->dim <= 0 || c->dim % c->n_heads != 0)
+        return ts_fail(err, TS_E_FORMAT, "bad model header: n_heads = %d does not divide dim = %d", c->n_heads, c->dim);
+    c->head_dim = c->dim / c->n_heads;
+    return TS_OK;
+}
+
+/* Lays out the stacked tensors of a llama2.c file. `version` is 0 (legacy), 1 or 2. */
+static int ts_load_llama2c(ts_model *m, ts_reader *r, int version, int shared) {
+    ts_config *c = &m->config;
+    int L = c->n_layers, dim = c->dim, hid = c->hidden_dim, q_dim = c->n_heads * c->head_dim;
+    int kv_dim = c->n_kv_heads * c->head_dim, type = version == 2 ? TS_Q8_0 : TS_F32, gs = c->group_size;
+    const float *attn_norm = NULL, *ffn_norm = NULL;
+    if (version >= 1) { /* v1/v2: all norms first */
+        attn_norm = ts_take_f32(r, (size_t)L * dim, 1, "attention norms");
+        ffn_norm = ts_take_f32(r, (size_t)L * dim, 1, "ffn norms");
+        m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
+    }
+    m->tok_embedding = ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "token embedding");
+    if (version == 0) attn_norm = ts_take_f32(r, (size_t)L * dim, 1, "attention norms");
+    /* wq/wk/wv/wo/w1/w2/w3 for every layer, kind by kind. f32 files hold each kind as
+     * one block; Q8_0 files hold each layer's tensor as values then scales. */
+    struct { size_t offset; int rows, cols; const char *name; } kinds[7] = {
+        {offsetof(ts_layer, wq), q_dim, dim, "wq"},  {offsetof(ts_layer, wk), kv_dim, dim, "wk"},
+        {offsetof(ts_layer, wv), kv_dim, dim, "wv"}, {offsetof(ts_layer, wo), dim, q_dim, "wo"},
+        {offsetof(ts_layer, w1), hid, dim, "w1"},    {offsetof(ts_layer, w2), dim, hid, "w2"},
+        {offsetof(ts_layer, w3), hid, dim, "w3"}};
+    for (int k = 0; k < 7; k++) {
+        if (version == 0 && k == 4) ffn_norm = ts_take_f32(r, (size_t)L * dim, 1, "ffn norms");
+        for (int l = 0; l < L; l++)
+            *(ts_matrix *)((char *)&m->layers[l] + kinds[k].offset) =
+                ts_take_matrix(r, type, kinds[k].rows, kinds[k].cols, gs, 1, kinds[k].name);
+    }
+    if (version == 0) {
+        m->final_norm = ts_take_f32(r, (size_t)dim, 1, "final norm");
+        ts_take(r, (size_t)c->seq_len, (size_t)c->head_dim * 4, 1, "rope tables"); /* unused freq_cis */
+    }
+    m->classifier = shared ? m->tok_embedding : ts_take_matrix(r, type, c->vocab_size, dim, gs, 1, "classifier");
+    if (r->failed) return r->err ? r->err->code : TS_E_FORMAT;
+    for (int l = 0; l < L; l++) {
+        m->layers[l].attn_norm = attn_norm + (size_t)l * dim;
+        m->layers[l].ffn_norm = ffn_norm + (size_t)l * dim;
+    }
+    if (r->pos != r->size)
+        return ts_fail(r->err, TS_E_FORMAT, "model file has %zu bytes, but its header describes %zu (wrong header, or not a model file?)",
+                       r->size, r->pos);
+    return TS_OK;
+}
+
+/* TSMF: our header, then per-layer tensors, each 64-byte aligned. */
+#define TS_TSMF_HEADER 256
+static int ts_load_tsmf(ts_model *m, ts_reader *r, size_t *tok_offset, size_t *tok_size, int *tok_kind) {
+    ts_config *c = &m->config;
+    const unsigned char *h = r->base;
+    ts_error *err = r->err;
+    if (r->size < TS_TSMF_HEADER) return ts_fail(err, TS_E_FORMAT, "TSMF file is truncated: %zu bytes, the header alone is 256", r->size);
+    uint32_t version = (uint32_t)ts_read_i32(h + 4), header_size = (uint32_t)ts_read_i32(h + 8);
+    if (version != 1) return ts_fail(err, TS_E_FORMAT, "TSMF version %u is not supported (this engine reads version 1)", version);
+    if (header_size != TS_TSMF_HEADER) return ts_fail(err, TS_E_FORMAT, "bad TSMF header_size = %u (expected 256)", header_size);
+    c->arch = ts_read_i32(h + 12);
+    c->dim = ts_read_i32(h + 16);
+    c->hidden_dim = ts_read_i32(h + 20);
+    c->n_layers = ts_read_i32(h + 24);
+    c->n_heads = ts_read_i32(h + 28);
+    c->n_kv_heads = ts_read_i32(h + 32);
+    c->head_dim = ts_read_i32(h + 36);
+    c->vocab_size = ts_read_i32(h + 40);
+    c->seq_len = ts_read_i32(h + 44);
+    c->norm_kind = ts_read_i32(h + 48);
+    c->act_kind = ts_read_i32(h + 52);
+    c->pos_kind = ts_read_i32(h + 56);
+    c->flags = (unsigned)ts_read_i32(h + 60);
+    c->weight_type = ts_read_i32(h + 64);
+    c->group_size = ts_read_i32(h + 68);
+    c->rope_theta = ts_read_f32(h + 72);
+    c->norm_eps = ts_read_f32(h + 76);
+    *tok_kind = ts_read_i32(h + 80);
+    c->bos_id = ts_read_i32(h + 84);
+    c->eos_id = ts_read_i32(h + 88);
+    uint64_t weights_offset = ts_read_u64(h + 96), weights_size = ts_read_u64(h + 104);
+    uint64_t tokenizer_offset = ts_read_u64(h + 112), tokenizer_size = ts_read_u64(h + 120);
+    if (c->arch != TS_ARCH_LLAMA && c->arch != TS_ARCH_GPTNEO)
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown arch = %d", c->arch);
+    if (c->flags & ~31u) return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown flags 0x%x", c->flags);
+    if (*tok_kind < TS_TOK_NONE || *tok_kind > TS_TOK_GPT2)
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: unknown tokenizer_kind = %d", *tok_kind);
+    int rc = ts_check_config(c, err);
+    if (rc) return rc;
+    /* per-layer attention windows follow the header */
+    r->pos = TS_TSMF_HEADER;
+    const unsigned char *windows = (const unsigned char *)ts_take(r, (size_t)c->n_layers, 4, 1, "layer_window");
+    if (!windows) return TS_E_FORMAT;
+    if (weights_offset % 64 || weights_offset < r->pos || weights_offset > r->size || weights_size > r->size - weights_offset)
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_offset = %llu, weights_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the layer windows)",
+                       (unsigned long long)weights_offset, (unsigned long long)weights_size, r->size);
+    if (*tok_kind != TS_TOK_NONE &&
+        (tokenizer_offset % 64 || tokenizer_offset < weights_offset + weights_size || tokenizer_offset > r->size ||
+         tokenizer_size > r->size - tokenizer_offset))
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: tokenizer_offset = %llu, tokenizer_size = %llu do not fit the file of %zu bytes (offset a multiple of 64, after the weights)",
+                       (unsigned long long)tokenizer_offset, (unsigned long long)tokenizer_size, r->size);
+    *tok_offset = (size_t)tokenizer_offset;
+    *tok_size = (size_t)tokenizer_size;
+
+    /* tensors: the weights region only */
+    ts_reader w = {r->base, (size_t)(weights_offset + weights_size), (size_t)weights_offset, err, 0,
+                   "TSMF weights region (weights_offset + weights_size)"};
+    int type = c->weight_type, gs = c->group_size, dim = c->dim, hid = c->hidden_dim;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    int layer_norm = c->norm_kind == TS_NORM_LAYER;
+    m->tok_embedding = ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "tok_embedding");
+    if (c->pos_kind == TS_POS_LEARNED) /* (seq_len) rows of dim floats */
+        m->pos_embedding = (const float *)ts_take(&w, (size_t)c->seq_len, (size_t)dim * 4, 64, "pos_embedding");
+    for (int l = 0; l < c->n_layers; l++) {
+        ts_layer *ly = &m->layers[l];
+        ly->window = ts_read_i32(windows + 4 * (size_t)l);
+        if (ly->window < 0) return ts_fail(err, TS_E_FORMAT, "bad TSMF header: layer_window[%d] = %d", l, ly->window);
+        ly->attn_norm = ts_take_f32(&w, (size_t)dim, 64, "attn_norm");
+        if (layer_norm) ly->attn_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "attn_norm_bias");
+        ly->wq = ts_take_matrix(&w, type, q_dim, dim, gs, 64, "wq");
+        ly->wk = ts_take_matrix(&w, type, kv_dim, dim, gs, 64, "wk");
+        ly->wv = ts_take_matrix(&w, type, kv_dim, dim, gs, 64, "wv");
+        if (c->flags & TS_FLAG_QKV_BIAS) {
+            ly->bq = ts_take_f32(&w, (size_t)q_dim, 64, "bq");
+            ly->bk = ts_take_f32(&w, (size_t)kv_dim, 64, "bk");
+            ly->bv = ts_take_f32(&w, (size_t)kv_dim, 64, "bv");
+        }
+        ly->wo = ts_take_matrix(&w, type, dim, q_dim, gs, 64, "wo");
+        if (c->flags & TS_FLAG_OUT_BIAS) ly->bo = ts_take_f32(&w, (size_t)dim, 64, "bo");
+        ly->ffn_norm = ts_take_f32(&w, (size_t)dim, 64, "ffn_norm");
+        if (layer_norm) ly->ffn_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "ffn_norm_bias");
+        ly->w1 = ts_take_matrix(&w, type, hid, dim, gs, 64, "w1");
+        if (c->flags & TS_FLAG_MLP_BIAS) ly->b1 = ts_take_f32(&w, (size_t)hid, 64, "b1");
+        if (c->act_kind == TS_ACT_SWIGLU) ly->w3 = ts_take_matrix(&w, type, hid, dim, gs, 64, "w3");
+        ly->w2 = ts_take_matrix(&w, type, dim, hid, gs, 64, "w2");
+        if (c->flags & TS_FLAG_MLP_BIAS) ly->b2 = ts_take_f32(&w, (size_t)dim, 64, "b2");
+    }
+    m->final_norm = ts_take_f32(&w, (size_t)dim, 64, "final_norm");
+    if (layer_norm) m->final_norm_bias = ts_take_f32(&w, (size_t)dim, 64, "final_norm_bias");
+    m->classifier = (c->flags & TS_FLAG_TIED) ? m->tok_embedding
+                                              : ts_take_matrix(&w, type, c->vocab_size, dim, gs, 64, "classifier");
+    if (w.failed) return err ? err->code : TS_E_FORMAT;
+    if (w.pos != w.size)
+        return ts_fail(err, TS_E_FORMAT, "bad TSMF header: weights_size = %llu but the tensors take %zu bytes",
+                       (unsigned long long)weights_size, w.pos - (size_t)weights_offset);
+    return TS_OK;
+}
+
+static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err);
+static void ts_tokenizer_free(ts_tokenizer *t);
+
+/* Recognises the layout from the first bytes and fills in the model. */
+static int ts_model_parse(ts_model *m, const void *tok_data, size_t tok_size, ts_error *err) {
+    ts_config *c = &m->config;
+    ts_reader r = {m->file, m->file_size, 0, err, 0, "model file"};
+    size_t embedded_offset = 0, embedded_size = 0;
+    int embedded_kind = TS_TOK_NONE, rc;
+    memset(c, 0, sizeof *c);
+    if (m->file_size < 28) return ts_fail(err, TS_E_FORMAT, "model file is too short (%zu bytes) to hold a header", m->file_size);
+    if (((uintptr_t)m->file % 4) != 0) return ts_fail(err, TS_E_ARG, "model buffer must be at least 4-byte aligned");
+    if (memcmp(m->file, "TSMF", 4) == 0) {
+        strcpy(m->source, "TSMF");
+        /* layers are needed before the tensors: read n_layers first, bounded */
+        int32_t n_layers = m->file_size >= 28 ? ts_read_i32(m->file + 24) : 0;
+        if (n_layers < 1 || n_layers > 1024) return ts_fail(err, TS_E_FORMAT, "bad model header: n_layers = %d (must be 1..1024)", n_layers);
+        m->layers = (ts_layer *)calloc((size_t)n_layers, sizeof(ts_layer));
+        if (!m->layers) return ts_fail(err, TS_E_NOMEM, "out of memory");
+        rc = ts_load_tsmf(m, &r, &embedded_offset, &embedded_size, &embedded_kind);
+        if (rc) return rc;
+    } else {
+        int version = 0, shared = 1;
+        size_t header = 28;
+        ts_llama2c_defaults(c);
+        if ((uint32_t)ts_read_i32(m->file) == 0x616b3432u) { /* "ak42": llama2.c versioned file */
+            if (m->file_size < 256) return ts_fail(err, TS_E_FORMAT, "llama2.c model file is truncated: %zu bytes, the header alone is 256", m->file_size);
+            version = ts_read_i32(m->file + 4);
+            if (version != 1 && version != 2)
+                return ts_fail(err, TS_E_FORMAT, "llama2.c model version %d is not supported (1 = float32, 2 = Q8_0)", version);
+            rc = ts_read_llama2c_params(c, m->file + 8, err);
+            if (rc) return rc;
+            shared = m->file[36];
+            if (shared > 1) return ts_fail(err, TS_E_FORMAT, "bad model header: shared_classifier = %d", shared);
+            if (version == 2) { /* llama2.c groups run over whole tensors: rows must hold whole groups */
+                c->weight_type = TS_Q8_0;
+                c->group_size = ts_read_i32(m->file + 37);
+                if (c->group_size < 1 || c->dim % c->group_size || c->hidden_dim % c->group_size)
+                    return ts_fail(err, TS_E_FORMAT, "bad model header: group_size = %d must divide dim %d and hidden_dim %d",
+                                   c->group_size, c->dim, c->hidden_dim);
+            }
+            header = 256;
+            snprintf(m->source, sizeof m->source, "llama2.c v%d", version);
+        } else {
+            rc = ts_read_llama2c_params(c, m->file, err);
+            if (rc) return rc;
+            shared = c->vocab_size > 0;
+            if (c->vocab_size < 0 && c->vocab_size != INT_MIN) c->vocab_size = -c->vocab_size;
+            strcpy(m->source, "llama2.c legacy");
+        }
+        if (shared) c->flags |= TS_FLAG_TIED;
+        c->flags |= TS_FLAG_SCALE_ATTN;
+        rc = ts_check_config(c, err);
+        if (rc) return rc;
+        m->layers = (ts_layer *)calloc((size_t)c->n_layers, sizeof(ts_layer));
+        if (!m->layers) return ts_fail(err, TS_E_NOMEM, "out of memory");
+        r.pos = header;
+        rc = ts_load_llama2c(m, &r, version, shared);
+        if (rc) return rc;
+    }
+    if (tok_data) return ts_tokenizer_init(&m->tokenizer, TS_TOK_SENTENCEPIECE, (const unsigned char *)tok_data, tok_size, c, err);
+    if (embedded_kind != TS_TOK_NONE)
+        return ts_tokenizer_init(&m->tokenizer, embedded_kind, m->file + embedded_offset, embedded_size, c, err);
+    return TS_OK; /* no tokenizer: ids in, ids out (the logits mode needs nothing more) */
+}
+
+/* Reads a whole file: mmap where we can (read-only, shared between processes). */
+static int ts_map_file(const char *path, const unsigned char **data, size_t *size, int *mapped, void **owned, ts_error *err) {
+    *data = NULL, *size = 0, *mapped = 0, *owned = NULL;
+#ifdef TS_HAVE_MMAP
+    struct stat st; /* a FIFO would block, a device has no size: only plain files */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ts_fail(err, TS_E_IO, "%s is not a regular file (a pipe, a device or a folder): it is memory-mapped, so it must "
+                       "be a file on disk (save a pipe's output to a file first)", path);
+#endif
+    FILE *f = fopen(path, "rb");
+    if (!f) return ts_fail(err, TS_E_IO, "cannot open %s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return ts_fail(err, TS_E_IO, "cannot seek in %s (not a regular file?)", path);
+    }
+    long end = ftell(f);
+    if (end < 0) {
+        fclose(f);
+        return ts_fail(err, TS_E_IO, "cannot size %s (not a regular file?)", path);
+    }
+    *size = (size_t)end;
+    if (*size == 0) {
+        fclose(f);
+        return ts_fail(err, TS_E_FORMAT, "%s is empty", path);
+    }
+#ifdef TS_HAVE_MMAP
+    void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    fclose(f);
+    if (p == MAP_FAILED) return ts_fail(err, TS_E_IO, "cannot map %s: %s", path, strerror(errno));
+    *data = (const unsigned char *)p;
+    *mapped = 1;
+    return TS_OK;
+#else
+    unsigned char *buf = (unsigned char *)ts_aligned_alloc(*size);
+    if (!buf) {
+        fclose(f);
+        return ts_fail(err, TS_E_NOMEM, "out of memory reading %s (%zu bytes)", path, *size);
+    }
+    rewind(f);
+    size_t got = fread(buf, 1, *size, f);
+    fclose(f);
+    if (got != *size) {
+        ts_aligned_free(buf);
+        return ts_fail(err, TS_E_IO, "cannot read %s", path);
+    }
+    *data = buf;
+    *owned = buf;
+    return TS_OK;
+#endif
+}
+
+static void ts_unmap_file(const unsigned char *data, size_t size, int mapped, void *owned) {
+#ifdef TS_HAVE_MMAP
+    if (mapped) munmap((void *)data, size);
+#else
+    (void)data, (void)size, (void)mapped;
+#endif
+    ts_aligned_free(owned);
+}
+
+/* ==========================================================================
+ * 8. Library functions
  * ========================================================================== */
 
 int ts_model_load_memory(ts_model **out, const void *data, size_t size, const void *tok_data, size_t tok_size, ts_error *err) {
@@ -3407,188 +3512,11 @@ const float *ts_session_attention(const ts_session *s, int *n_positions) {
 
 int ts_session_max_positions(const ts_session *s) { return s ? s->max_positions : 0; }
 
-static int ts_check_tokens(const ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
-    if (!s) return ts_fail(err, TS_E_ARG, "no session (NULL)");
-    if (n < 1 || !tokens) return ts_fail(err, TS_E_ARG, "no tokens to run (%d, tokens %s)", n, tokens ? "given" : "NULL");
-    if (pos < 0 || n > s->max_positions || pos > s->max_positions - n)
-        return ts_fail(err, TS_E_RANGE, "positions %d..%d are outside this session's %d positions", pos, pos + n - 1, s->max_positions);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= s->model->config.vocab_size)
-            return ts_fail(err, TS_E_RANGE, "token id %d is outside the vocabulary of %d", tokens[i], s->model->config.vocab_size);
-    return TS_OK;
-}
-
-float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
-    if (ts_check_tokens(s, tokens, n, pos, err)) return NULL;
-    for (int done = 0; done < n; done += s->batch) {
-        int k = n - done < s->batch ? n - done : s->batch;
-        ts_forward_block(s, tokens + done, k, pos + done, 0);
-    }
-    return s->logits;
-}
-
-int ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out, ts_error *err) {
-    int rc = ts_check_tokens(s, tokens, n, pos, err);
-    if (rc) return rc;
-    if (!out) return ts_fail(err, TS_E_ARG, "ts_forward_all: out is NULL");
-    size_t V = (size_t)s->model->config.vocab_size;
-    for (int done = 0; done < n; done += s->batch) {
-        int k = n - done < s->batch ? n - done : s->batch;
-        ts_forward_block(s, tokens + done, k, pos + done, 1);
-        memcpy(out + (size_t)done * V, s->logits, (size_t)k * V * sizeof(float));
-    }
-    return TS_OK;
-}
-
-void ts_seed(ts_session *s, unsigned long long seed) {
-    if (s) s->rng_state = seed ? seed : 1;
-}
-
-static int ts_check_sampling(float temperature, float topp, ts_error *err) {
-    if (!(temperature >= 0.0f) || !isfinite(temperature))
-        return ts_fail(err, TS_E_ARG, "temperature %g must be a finite number >= 0", (double)temperature);
-    if (!(topp >= 0.0f && topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)topp);
-    return TS_OK;
-}
-
-int ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err) {
-    if (!s || !logits) return ts_fail(err, TS_E_ARG, "ts_sample: %s is NULL", s ? "logits" : "the session");
-    int rc = ts_check_sampling(temperature, topp, err);
-    return rc ? rc : ts_sample_logits(s, logits, temperature, topp);
-}
-
-int ts_top_k(const float *logits, int n, int k, int *ids, float *probs) {
-    if (!logits || n < 1 || k < 1 || !ids) return 0;
-    if (k > n) k = n;
-    /* insertion into the sorted list of the best so far: k is small */
-    int count = 0;
-    for (int i = 0; i < n; i++) {
-        if (count == k && !(logits[i] > logits[ids[k - 1]])) continue;
-        int j = count < k ? count++ : k - 1;
-        while (j > 0 && logits[i] > logits[ids[j - 1]]) ids[j] = ids[j - 1], j--;
-        ids[j] = i;
-    }
-    if (probs) { /* softmax in double: exp(l - max) / sum */
-        double max_val = logits[ids[0]], sum = 0.0;
-        for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max_val);
-        for (int j = 0; j < k; j++) probs[j] = (float)(exp((double)logits[ids[j]] - max_val) / sum);
-    }
-    return k;
-}
-
-int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts_piece_fn on_piece, void *user,
-                ts_generate_stats *stats, ts_error *err) {
-    if (stats) memset(stats, 0, sizeof *stats);
-    if (!s || !o) return ts_fail(err, TS_E_ARG, "ts_generate: %s is NULL", s ? "opts" : "the session");
-    const ts_model *m = s->model;
-    int steps = o->steps, *ids = NULL, n_prompt = 0;
-    int rc = ts_check_sampling(o->temperature, o->topp, err);
-    if (rc) return rc;
-    if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
-    if (steps > s->max_positions) steps = s->max_positions;
-    rc = ts_prompt_tokens(m, prompt ? prompt : "", &ids, &n_prompt, err);
-    if (rc) return rc;
-    if (n_prompt > m->config.seq_len) {
-        free(ids);
-        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
-    }
-    ts_seed(s, o->seed);
-    /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
-    int n_feed = n_prompt < steps ? n_prompt : steps;
-    double t0 = ts_now();
-    float *logits = ts_forward(s, ids, n_feed, 0, err);
-    double t1 = ts_now();
-    int token = ids[0], pos = 0, stopped = 0, generated = 0;
-    /* llama2.c prints each token as the one after its predecessor, so the first is never
-     * printed: right for BOS, but a GPT-2 prompt starts with text of its own */
-    if (logits && token != m->config.bos_id && on_piece) {
-        size_t len;
-        const char *piece = ts_decode(m, -1, token, &len);
-        stopped = on_piece(user, token, piece, len);
-    }
-    while (pos < steps && logits && !stopped) {
-        int next;
-        if (pos < n_prompt - 1) next = ids[pos + 1];
-        else {
-            if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos, err);
-            if (!logits) break;
-            if (o->on_logits) o->on_logits(user, pos, logits);
-            next = ts_sample_logits(s, logits, o->temperature, o->topp);
-            generated++;
-        }
-        pos++;
-        if (next == m->config.bos_id || (m->tokenizer.kind == TS_TOK_GPT2 && next == m->config.eos_id)) break;
-        size_t len;
-        const char *piece = ts_decode(m, token, next, &len);
-        if (on_piece && on_piece(user, next, piece, len)) break;
-        token = next;
-    }
-    double t2 = ts_now();
-    free(ids);
-    if (stats) {
-        stats->prompt_tokens = n_feed;
-        stats->generated_tokens = generated;
-        stats->positions = pos;
-        stats->prompt_seconds = t1 - t0;
-        stats->generate_seconds = t2 - t1;
-    }
-    return logits ? TS_OK : (err ? err->code : TS_E_ARG);
-}
-
-int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, double *mean_nll,
-                  void (*progress)(void *user, long done, long total), void *user, ts_error *err) {
-    if (!s || !n_tokens || !mean_nll)
-        return ts_fail(err, TS_E_ARG, "ts_perplexity: %s is NULL", !s ? "the session" : !n_tokens ? "n_tokens" : "mean_nll");
-    *n_tokens = 0;
-    *mean_nll = 0.0;
-    if (!text && len > 0) return ts_fail(err, TS_E_ARG, "ts_perplexity: text is NULL but len is %zu", len);
-    const ts_model *m = s->model;
-    int V = m->config.vocab_size, L = s->max_positions;
-    if (m->tokenizer.kind == TS_TOK_NONE) return ts_fail(err, TS_E_ARG, "the model has no tokenizer: embed one, or give one with -z");
-    if (len > (size_t)INT_MAX / 4 - 4) return ts_fail(err, TS_E_RANGE, "text of %zu bytes is too long", len);
-    int *ids = (int *)malloc((len + 4) * sizeof(int));
-    float *logits = (float *)malloc((size_t)s->batch * V * sizeof(float));
-    if (!ids || !logits) {
-        free(ids), free(logits);
-        return ts_fail(err, TS_E_NOMEM, "out of memory");
-    }
-    int n = 0, rc;
-    if (m->tokenizer.kind == TS_TOK_GPT2 && m->config.bos_id >= 0) { /* <|endoftext|> starts a document */
-        ids[0] = m->config.bos_id;
-        rc = ts_encode(m, text, len, 0, ids + 1, (int)len + 3, &n, err);
-        n++;
-    } else rc = ts_encode(m, text, len, 1, ids, (int)len + 4, &n, err);
-    double nll = 0.0;
-    long predicted = 0;
-    for (int start = 0; rc == TS_OK && start < n; start += L) {
-        int chunk = n - start < L ? n - start : L;
-        /* every token of the chunk but the first is predicted from the ones before it */
-        for (int done = 0; rc == TS_OK && done < chunk; done += s->batch) {
-            int k = chunk - done < s->batch ? chunk - done : s->batch;
-            rc = ts_forward_all(s, ids + start + done, k, done, logits, err);
-            for (int t = 0; rc == TS_OK && t < k && done + t + 1 < chunk; t++) {
-                nll += ts_nll(logits + (size_t)t * V, V, ids[start + done + t + 1]);
-                predicted++;
-            }
-        }
-        if (progress) progress(user, start + chunk, n);
-    }
-    free(ids);
-    free(logits);
-    if (rc) return rc;
-    if (predicted == 0) /* a mean over no token: not a perplexity of 1 */
-        return ts_fail(err, TS_E_ARG, "the text is %d token%s: there is no token to predict, so no perplexity", n,
-                       n == 1 ? "" : "s");
-    *n_tokens = n;
-    *mean_nll = nll / (double)predicted;
-    return TS_OK;
-}
-
 /* ==========================================================================
- * 7. Command line
+ * 9. Command line
  *
  * ./run MODEL [options], compatible with llama2.c's run, plus modes for tests and study.
- * Only this section prints and picks exit codes.
+ * Only sections 9 to 11 print and pick exit codes.
  * ========================================================================== */
 #ifndef RUN_NO_MAIN
 
@@ -3752,6 +3680,14 @@ static int ts_stdout_failed(void) {
 
 /* ---- Looking inside: token text for people, -m inspect, --viz -------------------- */
 
+
+/* ==========================================================================
+ * 10. Looking inside
+ *
+ * -m inspect: the text's tokens, each with its probability and the five the model
+ * expected next. --viz FILE.html: one page of the story, every head's attention and each
+ * token's candidates (inline SVG and CSS, nothing fetched).
+ * ========================================================================== */
 /* The length of the valid UTF-8 character at p (n bytes left), or 0 if it is not one. */
 static int ts_utf8_len(const unsigned char *p, size_t n) {
     int len = p[0] < 0x80 ? 1 : p[0] < 0xC2 ? 0 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : p[0] < 0xF5 ? 4 : 0;
@@ -3937,25 +3873,7 @@ static void ts_viz_heatmap(FILE *f, const float *w, int n, int stride, const cha
     fprintf(f, "</symbol>\n");
 }
 
-static const char ts_viz_css[] =
-    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d2330;background:#fff}\n"
-    "h1{font-size:20px;margin:0 0 2px}h2{font-size:16px;margin:22px 0 4px}.note{color:#5b6475;margin:2px 0 8px;max-width:980px}\n"
-    ".story{font:15px/2 ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap;border:1px solid #d8dde6;"
-    "border-radius:6px;padding:8px 12px;max-width:1300px}\n"
-    ".story span{border-radius:3px;padding:1px 0;box-shadow:inset -1px 0 #fff}.story .p{background:#dfe6f3}\n"
-    ".grid{display:grid;gap:6px 8px;align-items:center;justify-items:center;width:max-content}.h{font-size:12px;color:#5b6475}\n"
-    ".grid a{display:block;border:1px solid #c9d0dc;line-height:0;background:#fff}"
-    ".grid a:hover{border-color:#1d4fd7;outline:2px solid #1d4fd7}.grid svg{width:136px;height:136px;display:block}\n"
-    "svg text{font:11px ui-monospace,'DejaVu Sans Mono',monospace;fill:#1d2330}\n"
-    ".big{display:none;position:fixed;inset:0;background:rgba(20,25,35,.55);z-index:9}.big:target{display:block}\n"
-    ".big .box{position:absolute;inset:24px;background:#fff;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column}\n"
-    ".big .bar{display:flex;gap:18px;align-items:baseline;margin-bottom:6px}.big .bar a{color:#1d4fd7;text-decoration:none}\n"
-    ".big .scroll{overflow:auto;flex:1}\n"
-    "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}\n"
-    "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
-    "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
-    ".cand{display:inline-block;min-width:170px;white-space:pre}.cand.c{font-weight:bold}\n"
-    ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}\n";
+static const char *ts_viz_css(void); /* section 12 */
 
 /* The text, token by token: the prompt blue, generated tokens by how sure the model was. */
 static void ts_viz_story(FILE *f, const ts_viz *v) {
@@ -4070,7 +3988,7 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
         ts_escape(t, sizeof t, name, strlen(name), 1);
         fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>Inside %s</title>\n<style>\n%s</style>"
                    "</head><body>\n<h1>Inside %s</h1>\n<p class=\"note\">%d layers &times; %d heads, dim %d, vocabulary %d. ",
-                t, ts_viz_css, t, c->n_layers, c->n_heads, c->dim, c->vocab_size);
+                t, ts_viz_css(), t, c->n_layers, c->n_heads, c->dim, c->vocab_size);
         if (n > rec) n = rec;
         if (a->temperature == 0.0f) fprintf(f, "Generated greedily (temperature 0), %d positions.</p>\n", n);
         else fprintf(f, "Generated with temperature %g, top-p %g, seed %llu, %d positions.</p>\n", (double)a->temperature, (double)a->topp, seed, n);
@@ -4085,6 +4003,11 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
     }
     return 0;
 }
+
+
+/* ==========================================================================
+ * 11. The program: the modes and main
+ * ========================================================================== */
 
 static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long seed) {
     ts_generate_opts o = {a->temperature, a->topp, seed, a->steps, NULL};
@@ -4425,4 +4348,245 @@ int main(int argc, char **argv) {
     return rc;
 }
 #endif /* RUN_NO_MAIN */
+
+
+/* ==========================================================================
+ * 12. Data
+ * ========================================================================== */
+
+#ifndef RUN_NO_MAIN
+/* The --viz page's style sheet. */
+static const char *ts_viz_css(void) {
+    return
+    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:18px 24px;color:#1d2330;background:#fff}\n"
+    "h1{font-size:20px;margin:0 0 2px}h2{font-size:16px;margin:22px 0 4px}.note{color:#5b6475;margin:2px 0 8px;max-width:980px}\n"
+    ".story{font:15px/2 ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap;border:1px solid #d8dde6;"
+    "border-radius:6px;padding:8px 12px;max-width:1300px}\n"
+    ".story span{border-radius:3px;padding:1px 0;box-shadow:inset -1px 0 #fff}.story .p{background:#dfe6f3}\n"
+    ".grid{display:grid;gap:6px 8px;align-items:center;justify-items:center;width:max-content}.h{font-size:12px;color:#5b6475}\n"
+    ".grid a{display:block;border:1px solid #c9d0dc;line-height:0;background:#fff}"
+    ".grid a:hover{border-color:#1d4fd7;outline:2px solid #1d4fd7}.grid svg{width:136px;height:136px;display:block}\n"
+    "svg text{font:11px ui-monospace,'DejaVu Sans Mono',monospace;fill:#1d2330}\n"
+    ".big{display:none;position:fixed;inset:0;background:rgba(20,25,35,.55);z-index:9}.big:target{display:block}\n"
+    ".big .box{position:absolute;inset:24px;background:#fff;border-radius:8px;padding:10px 14px;display:flex;flex-direction:column}\n"
+    ".big .bar{display:flex;gap:18px;align-items:baseline;margin-bottom:6px}.big .bar a{color:#1d4fd7;text-decoration:none}\n"
+    ".big .scroll{overflow:auto;flex:1}\n"
+    "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}\n"
+    "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
+    "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
+    ".cand{display:inline-block;min-width:170px;white-space:pre}.cand.c{font-weight:bold}\n"
+    ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}\n";
+}
+#endif
+
+/* BEGIN generated tables: output of
+ *   python3 tools/gen_unicode_tables.py DerivedGeneralCategory.txt   (Unicode 16.0 UCD)
+ * Unicode 16.0 = what Hugging Face tokenizers 0.23 (Oniguruma) uses. */
+/* Generated by gen_unicode_tables.py from
+ * DerivedGeneralCategory-16.0.0-LN.txt. Do not edit by hand. */
+/* \p{L}: Lu Ll Lt Lm Lo: 677 ranges */
+static const gpt2_range gpt2_letter_ranges[677] = {
+    {0x41,0x5A}, {0x61,0x7A}, {0xAA,0xAA}, {0xB5,0xB5}, {0xBA,0xBA},
+    {0xC0,0xD6}, {0xD8,0xF6}, {0xF8,0x2C1}, {0x2C6,0x2D1}, {0x2E0,0x2E4},
+    {0x2EC,0x2EC}, {0x2EE,0x2EE}, {0x370,0x374}, {0x376,0x377}, {0x37A,0x37D},
+    {0x37F,0x37F}, {0x386,0x386}, {0x388,0x38A}, {0x38C,0x38C}, {0x38E,0x3A1},
+    {0x3A3,0x3F5}, {0x3F7,0x481}, {0x48A,0x52F}, {0x531,0x556}, {0x559,0x559},
+    {0x560,0x588}, {0x5D0,0x5EA}, {0x5EF,0x5F2}, {0x620,0x64A}, {0x66E,0x66F},
+    {0x671,0x6D3}, {0x6D5,0x6D5}, {0x6E5,0x6E6}, {0x6EE,0x6EF}, {0x6FA,0x6FC},
+    {0x6FF,0x6FF}, {0x710,0x710}, {0x712,0x72F}, {0x74D,0x7A5}, {0x7B1,0x7B1},
+    {0x7CA,0x7EA}, {0x7F4,0x7F5}, {0x7FA,0x7FA}, {0x800,0x815}, {0x81A,0x81A},
+    {0x824,0x824}, {0x828,0x828}, {0x840,0x858}, {0x860,0x86A}, {0x870,0x887},
+    {0x889,0x88E}, {0x8A0,0x8C9}, {0x904,0x939}, {0x93D,0x93D}, {0x950,0x950},
+    {0x958,0x961}, {0x971,0x980}, {0x985,0x98C}, {0x98F,0x990}, {0x993,0x9A8},
+    {0x9AA,0x9B0}, {0x9B2,0x9B2}, {0x9B6,0x9B9}, {0x9BD,0x9BD}, {0x9CE,0x9CE},
+    {0x9DC,0x9DD}, {0x9DF,0x9E1}, {0x9F0,0x9F1}, {0x9FC,0x9FC}, {0xA05,0xA0A},
+    {0xA0F,0xA10}, {0xA13,0xA28}, {0xA2A,0xA30}, {0xA32,0xA33}, {0xA35,0xA36},
+    {0xA38,0xA39}, {0xA59,0xA5C}, {0xA5E,0xA5E}, {0xA72,0xA74}, {0xA85,0xA8D},
+    {0xA8F,0xA91}, {0xA93,0xAA8}, {0xAAA,0xAB0}, {0xAB2,0xAB3}, {0xAB5,0xAB9},
+    {0xABD,0xABD}, {0xAD0,0xAD0}, {0xAE0,0xAE1}, {0xAF9,0xAF9}, {0xB05,0xB0C},
+    {0xB0F,0xB10}, {0xB13,0xB28}, {0xB2A,0xB30}, {0xB32,0xB33}, {0xB35,0xB39},
+    {0xB3D,0xB3D}, {0xB5C,0xB5D}, {0xB5F,0xB61}, {0xB71,0xB71}, {0xB83,0xB83},
+    {0xB85,0xB8A}, {0xB8E,0xB90}, {0xB92,0xB95}, {0xB99,0xB9A}, {0xB9C,0xB9C},
+    {0xB9E,0xB9F}, {0xBA3,0xBA4}, {0xBA8,0xBAA}, {0xBAE,0xBB9}, {0xBD0,0xBD0},
+    {0xC05,0xC0C}, {0xC0E,0xC10}, {0xC12,0xC28}, {0xC2A,0xC39}, {0xC3D,0xC3D},
+    {0xC58,0xC5A}, {0xC5D,0xC5D}, {0xC60,0xC61}, {0xC80,0xC80}, {0xC85,0xC8C},
+    {0xC8E,0xC90}, {0xC92,0xCA8}, {0xCAA,0xCB3}, {0xCB5,0xCB9}, {0xCBD,0xCBD},
+    {0xCDD,0xCDE}, {0xCE0,0xCE1}, {0xCF1,0xCF2}, {0xD04,0xD0C}, {0xD0E,0xD10},
+    {0xD12,0xD3A}, {0xD3D,0xD3D}, {0xD4E,0xD4E}, {0xD54,0xD56}, {0xD5F,0xD61},
+    {0xD7A,0xD7F}, {0xD85,0xD96}, {0xD9A,0xDB1}, {0xDB3,0xDBB}, {0xDBD,0xDBD},
+    {0xDC0,0xDC6}, {0xE01,0xE30}, {0xE32,0xE33}, {0xE40,0xE46}, {0xE81,0xE82},
+    {0xE84,0xE84}, {0xE86,0xE8A}, {0xE8C,0xEA3}, {0xEA5,0xEA5}, {0xEA7,0xEB0},
+    {0xEB2,0xEB3}, {0xEBD,0xEBD}, {0xEC0,0xEC4}, {0xEC6,0xEC6}, {0xEDC,0xEDF},
+    {0xF00,0xF00}, {0xF40,0xF47}, {0xF49,0xF6C}, {0xF88,0xF8C},
+    {0x1000,0x102A}, {0x103F,0x103F}, {0x1050,0x1055}, {0x105A,0x105D},
+    {0x1061,0x1061}, {0x1065,0x1066}, {0x106E,0x1070}, {0x1075,0x1081},
+    {0x108E,0x108E}, {0x10A0,0x10C5}, {0x10C7,0x10C7}, {0x10CD,0x10CD},
+    {0x10D0,0x10FA}, {0x10FC,0x1248}, {0x124A,0x124D}, {0x1250,0x1256},
+    {0x1258,0x1258}, {0x125A,0x125D}, {0x1260,0x1288}, {0x128A,0x128D},
+    {0x1290,0x12B0}, {0x12B2,0x12B5}, {0x12B8,0x12BE}, {0x12C0,0x12C0},
+    {0x12C2,0x12C5}, {0x12C8,0x12D6}, {0x12D8,0x1310}, {0x1312,0x1315},
+    {0x1318,0x135A}, {0x1380,0x138F}, {0x13A0,0x13F5}, {0x13F8,0x13FD},
+    {0x1401,0x166C}, {0x166F,0x167F}, {0x1681,0x169A}, {0x16A0,0x16EA},
+    {0x16F1,0x16F8}, {0x1700,0x1711}, {0x171F,0x1731}, {0x1740,0x1751},
+    {0x1760,0x176C}, {0x176E,0x1770}, {0x1780,0x17B3}, {0x17D7,0x17D7},
+    {0x17DC,0x17DC}, {0x1820,0x1878}, {0x1880,0x1884}, {0x1887,0x18A8},
+    {0x18AA,0x18AA}, {0x18B0,0x18F5}, {0x1900,0x191E}, {0x1950,0x196D},
+    {0x1970,0x1974}, {0x1980,0x19AB}, {0x19B0,0x19C9}, {0x1A00,0x1A16},
+    {0x1A20,0x1A54}, {0x1AA7,0x1AA7}, {0x1B05,0x1B33}, {0x1B45,0x1B4C},
+    {0x1B83,0x1BA0}, {0x1BAE,0x1BAF}, {0x1BBA,0x1BE5}, {0x1C00,0x1C23},
+    {0x1C4D,0x1C4F}, {0x1C5A,0x1C7D}, {0x1C80,0x1C8A}, {0x1C90,0x1CBA},
+    {0x1CBD,0x1CBF}, {0x1CE9,0x1CEC}, {0x1CEE,0x1CF3}, {0x1CF5,0x1CF6},
+    {0x1CFA,0x1CFA}, {0x1D00,0x1DBF}, {0x1E00,0x1F15}, {0x1F18,0x1F1D},
+    {0x1F20,0x1F45}, {0x1F48,0x1F4D}, {0x1F50,0x1F57}, {0x1F59,0x1F59},
+    {0x1F5B,0x1F5B}, {0x1F5D,0x1F5D}, {0x1F5F,0x1F7D}, {0x1F80,0x1FB4},
+    {0x1FB6,0x1FBC}, {0x1FBE,0x1FBE}, {0x1FC2,0x1FC4}, {0x1FC6,0x1FCC},
+    {0x1FD0,0x1FD3}, {0x1FD6,0x1FDB}, {0x1FE0,0x1FEC}, {0x1FF2,0x1FF4},
+    {0x1FF6,0x1FFC}, {0x2071,0x2071}, {0x207F,0x207F}, {0x2090,0x209C},
+    {0x2102,0x2102}, {0x2107,0x2107}, {0x210A,0x2113}, {0x2115,0x2115},
+    {0x2119,0x211D}, {0x2124,0x2124}, {0x2126,0x2126}, {0x2128,0x2128},
+    {0x212A,0x212D}, {0x212F,0x2139}, {0x213C,0x213F}, {0x2145,0x2149},
+    {0x214E,0x214E}, {0x2183,0x2184}, {0x2C00,0x2CE4}, {0x2CEB,0x2CEE},
+    {0x2CF2,0x2CF3}, {0x2D00,0x2D25}, {0x2D27,0x2D27}, {0x2D2D,0x2D2D},
+    {0x2D30,0x2D67}, {0x2D6F,0x2D6F}, {0x2D80,0x2D96}, {0x2DA0,0x2DA6},
+    {0x2DA8,0x2DAE}, {0x2DB0,0x2DB6}, {0x2DB8,0x2DBE}, {0x2DC0,0x2DC6},
+    {0x2DC8,0x2DCE}, {0x2DD0,0x2DD6}, {0x2DD8,0x2DDE}, {0x2E2F,0x2E2F},
+    {0x3005,0x3006}, {0x3031,0x3035}, {0x303B,0x303C}, {0x3041,0x3096},
+    {0x309D,0x309F}, {0x30A1,0x30FA}, {0x30FC,0x30FF}, {0x3105,0x312F},
+    {0x3131,0x318E}, {0x31A0,0x31BF}, {0x31F0,0x31FF}, {0x3400,0x4DBF},
+    {0x4E00,0xA48C}, {0xA4D0,0xA4FD}, {0xA500,0xA60C}, {0xA610,0xA61F},
+    {0xA62A,0xA62B}, {0xA640,0xA66E}, {0xA67F,0xA69D}, {0xA6A0,0xA6E5},
+    {0xA717,0xA71F}, {0xA722,0xA788}, {0xA78B,0xA7CD}, {0xA7D0,0xA7D1},
+    {0xA7D3,0xA7D3}, {0xA7D5,0xA7DC}, {0xA7F2,0xA801}, {0xA803,0xA805},
+    {0xA807,0xA80A}, {0xA80C,0xA822}, {0xA840,0xA873}, {0xA882,0xA8B3},
+    {0xA8F2,0xA8F7}, {0xA8FB,0xA8FB}, {0xA8FD,0xA8FE}, {0xA90A,0xA925},
+    {0xA930,0xA946}, {0xA960,0xA97C}, {0xA984,0xA9B2}, {0xA9CF,0xA9CF},
+    {0xA9E0,0xA9E4}, {0xA9E6,0xA9EF}, {0xA9FA,0xA9FE}, {0xAA00,0xAA28},
+    {0xAA40,0xAA42}, {0xAA44,0xAA4B}, {0xAA60,0xAA76}, {0xAA7A,0xAA7A},
+    {0xAA7E,0xAAAF}, {0xAAB1,0xAAB1}, {0xAAB5,0xAAB6}, {0xAAB9,0xAABD},
+    {0xAAC0,0xAAC0}, {0xAAC2,0xAAC2}, {0xAADB,0xAADD}, {0xAAE0,0xAAEA},
+    {0xAAF2,0xAAF4}, {0xAB01,0xAB06}, {0xAB09,0xAB0E}, {0xAB11,0xAB16},
+    {0xAB20,0xAB26}, {0xAB28,0xAB2E}, {0xAB30,0xAB5A}, {0xAB5C,0xAB69},
+    {0xAB70,0xABE2}, {0xAC00,0xD7A3}, {0xD7B0,0xD7C6}, {0xD7CB,0xD7FB},
+    {0xF900,0xFA6D}, {0xFA70,0xFAD9}, {0xFB00,0xFB06}, {0xFB13,0xFB17},
+    {0xFB1D,0xFB1D}, {0xFB1F,0xFB28}, {0xFB2A,0xFB36}, {0xFB38,0xFB3C},
+    {0xFB3E,0xFB3E}, {0xFB40,0xFB41}, {0xFB43,0xFB44}, {0xFB46,0xFBB1},
+    {0xFBD3,0xFD3D}, {0xFD50,0xFD8F}, {0xFD92,0xFDC7}, {0xFDF0,0xFDFB},
+    {0xFE70,0xFE74}, {0xFE76,0xFEFC}, {0xFF21,0xFF3A}, {0xFF41,0xFF5A},
+    {0xFF66,0xFFBE}, {0xFFC2,0xFFC7}, {0xFFCA,0xFFCF}, {0xFFD2,0xFFD7},
+    {0xFFDA,0xFFDC}, {0x10000,0x1000B}, {0x1000D,0x10026}, {0x10028,0x1003A},
+    {0x1003C,0x1003D}, {0x1003F,0x1004D}, {0x10050,0x1005D}, {0x10080,0x100FA},
+    {0x10280,0x1029C}, {0x102A0,0x102D0}, {0x10300,0x1031F}, {0x1032D,0x10340},
+    {0x10342,0x10349}, {0x10350,0x10375}, {0x10380,0x1039D}, {0x103A0,0x103C3},
+    {0x103C8,0x103CF}, {0x10400,0x1049D}, {0x104B0,0x104D3}, {0x104D8,0x104FB},
+    {0x10500,0x10527}, {0x10530,0x10563}, {0x10570,0x1057A}, {0x1057C,0x1058A},
+    {0x1058C,0x10592}, {0x10594,0x10595}, {0x10597,0x105A1}, {0x105A3,0x105B1},
+    {0x105B3,0x105B9}, {0x105BB,0x105BC}, {0x105C0,0x105F3}, {0x10600,0x10736},
+    {0x10740,0x10755}, {0x10760,0x10767}, {0x10780,0x10785}, {0x10787,0x107B0},
+    {0x107B2,0x107BA}, {0x10800,0x10805}, {0x10808,0x10808}, {0x1080A,0x10835},
+    {0x10837,0x10838}, {0x1083C,0x1083C}, {0x1083F,0x10855}, {0x10860,0x10876},
+    {0x10880,0x1089E}, {0x108E0,0x108F2}, {0x108F4,0x108F5}, {0x10900,0x10915},
+    {0x10920,0x10939}, {0x10980,0x109B7}, {0x109BE,0x109BF}, {0x10A00,0x10A00},
+    {0x10A10,0x10A13}, {0x10A15,0x10A17}, {0x10A19,0x10A35}, {0x10A60,0x10A7C},
+    {0x10A80,0x10A9C}, {0x10AC0,0x10AC7}, {0x10AC9,0x10AE4}, {0x10B00,0x10B35},
+    {0x10B40,0x10B55}, {0x10B60,0x10B72}, {0x10B80,0x10B91}, {0x10C00,0x10C48},
+    {0x10C80,0x10CB2}, {0x10CC0,0x10CF2}, {0x10D00,0x10D23}, {0x10D4A,0x10D65},
+    {0x10D6F,0x10D85}, {0x10E80,0x10EA9}, {0x10EB0,0x10EB1}, {0x10EC2,0x10EC4},
+    {0x10F00,0x10F1C}, {0x10F27,0x10F27}, {0x10F30,0x10F45}, {0x10F70,0x10F81},
+    {0x10FB0,0x10FC4}, {0x10FE0,0x10FF6}, {0x11003,0x11037}, {0x11071,0x11072},
+    {0x11075,0x11075}, {0x11083,0x110AF}, {0x110D0,0x110E8}, {0x11103,0x11126},
+    {0x11144,0x11144}, {0x11147,0x11147}, {0x11150,0x11172}, {0x11176,0x11176},
+    {0x11183,0x111B2}, {0x111C1,0x111C4}, {0x111DA,0x111DA}, {0x111DC,0x111DC},
+    {0x11200,0x11211}, {0x11213,0x1122B}, {0x1123F,0x11240}, {0x11280,0x11286},
+    {0x11288,0x11288}, {0x1128A,0x1128D}, {0x1128F,0x1129D}, {0x1129F,0x112A8},
+    {0x112B0,0x112DE}, {0x11305,0x1130C}, {0x1130F,0x11310}, {0x11313,0x11328},
+    {0x1132A,0x11330}, {0x11332,0x11333}, {0x11335,0x11339}, {0x1133D,0x1133D},
+    {0x11350,0x11350}, {0x1135D,0x11361}, {0x11380,0x11389}, {0x1138B,0x1138B},
+    {0x1138E,0x1138E}, {0x11390,0x113B5}, {0x113B7,0x113B7}, {0x113D1,0x113D1},
+    {0x113D3,0x113D3}, {0x11400,0x11434}, {0x11447,0x1144A}, {0x1145F,0x11461},
+    {0x11480,0x114AF}, {0x114C4,0x114C5}, {0x114C7,0x114C7}, {0x11580,0x115AE},
+    {0x115D8,0x115DB}, {0x11600,0x1162F}, {0x11644,0x11644}, {0x11680,0x116AA},
+    {0x116B8,0x116B8}, {0x11700,0x1171A}, {0x11740,0x11746}, {0x11800,0x1182B},
+    {0x118A0,0x118DF}, {0x118FF,0x11906}, {0x11909,0x11909}, {0x1190C,0x11913},
+    {0x11915,0x11916}, {0x11918,0x1192F}, {0x1193F,0x1193F}, {0x11941,0x11941},
+    {0x119A0,0x119A7}, {0x119AA,0x119D0}, {0x119E1,0x119E1}, {0x119E3,0x119E3},
+    {0x11A00,0x11A00}, {0x11A0B,0x11A32}, {0x11A3A,0x11A3A}, {0x11A50,0x11A50},
+    {0x11A5C,0x11A89}, {0x11A9D,0x11A9D}, {0x11AB0,0x11AF8}, {0x11BC0,0x11BE0},
+    {0x11C00,0x11C08}, {0x11C0A,0x11C2E}, {0x11C40,0x11C40}, {0x11C72,0x11C8F},
+    {0x11D00,0x11D06}, {0x11D08,0x11D09}, {0x11D0B,0x11D30}, {0x11D46,0x11D46},
+    {0x11D60,0x11D65}, {0x11D67,0x11D68}, {0x11D6A,0x11D89}, {0x11D98,0x11D98},
+    {0x11EE0,0x11EF2}, {0x11F02,0x11F02}, {0x11F04,0x11F10}, {0x11F12,0x11F33},
+    {0x11FB0,0x11FB0}, {0x12000,0x12399}, {0x12480,0x12543}, {0x12F90,0x12FF0},
+    {0x13000,0x1342F}, {0x13441,0x13446}, {0x13460,0x143FA}, {0x14400,0x14646},
+    {0x16100,0x1611D}, {0x16800,0x16A38}, {0x16A40,0x16A5E}, {0x16A70,0x16ABE},
+    {0x16AD0,0x16AED}, {0x16B00,0x16B2F}, {0x16B40,0x16B43}, {0x16B63,0x16B77},
+    {0x16B7D,0x16B8F}, {0x16D40,0x16D6C}, {0x16E40,0x16E7F}, {0x16F00,0x16F4A},
+    {0x16F50,0x16F50}, {0x16F93,0x16F9F}, {0x16FE0,0x16FE1}, {0x16FE3,0x16FE3},
+    {0x17000,0x187F7}, {0x18800,0x18CD5}, {0x18CFF,0x18D08}, {0x1AFF0,0x1AFF3},
+    {0x1AFF5,0x1AFFB}, {0x1AFFD,0x1AFFE}, {0x1B000,0x1B122}, {0x1B132,0x1B132},
+    {0x1B150,0x1B152}, {0x1B155,0x1B155}, {0x1B164,0x1B167}, {0x1B170,0x1B2FB},
+    {0x1BC00,0x1BC6A}, {0x1BC70,0x1BC7C}, {0x1BC80,0x1BC88}, {0x1BC90,0x1BC99},
+    {0x1D400,0x1D454}, {0x1D456,0x1D49C}, {0x1D49E,0x1D49F}, {0x1D4A2,0x1D4A2},
+    {0x1D4A5,0x1D4A6}, {0x1D4A9,0x1D4AC}, {0x1D4AE,0x1D4B9}, {0x1D4BB,0x1D4BB},
+    {0x1D4BD,0x1D4C3}, {0x1D4C5,0x1D505}, {0x1D507,0x1D50A}, {0x1D50D,0x1D514},
+    {0x1D516,0x1D51C}, {0x1D51E,0x1D539}, {0x1D53B,0x1D53E}, {0x1D540,0x1D544},
+    {0x1D546,0x1D546}, {0x1D54A,0x1D550}, {0x1D552,0x1D6A5}, {0x1D6A8,0x1D6C0},
+    {0x1D6C2,0x1D6DA}, {0x1D6DC,0x1D6FA}, {0x1D6FC,0x1D714}, {0x1D716,0x1D734},
+    {0x1D736,0x1D74E}, {0x1D750,0x1D76E}, {0x1D770,0x1D788}, {0x1D78A,0x1D7A8},
+    {0x1D7AA,0x1D7C2}, {0x1D7C4,0x1D7CB}, {0x1DF00,0x1DF1E}, {0x1DF25,0x1DF2A},
+    {0x1E030,0x1E06D}, {0x1E100,0x1E12C}, {0x1E137,0x1E13D}, {0x1E14E,0x1E14E},
+    {0x1E290,0x1E2AD}, {0x1E2C0,0x1E2EB}, {0x1E4D0,0x1E4EB}, {0x1E5D0,0x1E5ED},
+    {0x1E5F0,0x1E5F0}, {0x1E7E0,0x1E7E6}, {0x1E7E8,0x1E7EB}, {0x1E7ED,0x1E7EE},
+    {0x1E7F0,0x1E7FE}, {0x1E800,0x1E8C4}, {0x1E900,0x1E943}, {0x1E94B,0x1E94B},
+    {0x1EE00,0x1EE03}, {0x1EE05,0x1EE1F}, {0x1EE21,0x1EE22}, {0x1EE24,0x1EE24},
+    {0x1EE27,0x1EE27}, {0x1EE29,0x1EE32}, {0x1EE34,0x1EE37}, {0x1EE39,0x1EE39},
+    {0x1EE3B,0x1EE3B}, {0x1EE42,0x1EE42}, {0x1EE47,0x1EE47}, {0x1EE49,0x1EE49},
+    {0x1EE4B,0x1EE4B}, {0x1EE4D,0x1EE4F}, {0x1EE51,0x1EE52}, {0x1EE54,0x1EE54},
+    {0x1EE57,0x1EE57}, {0x1EE59,0x1EE59}, {0x1EE5B,0x1EE5B}, {0x1EE5D,0x1EE5D},
+    {0x1EE5F,0x1EE5F}, {0x1EE61,0x1EE62}, {0x1EE64,0x1EE64}, {0x1EE67,0x1EE6A},
+    {0x1EE6C,0x1EE72}, {0x1EE74,0x1EE77}, {0x1EE79,0x1EE7C}, {0x1EE7E,0x1EE7E},
+    {0x1EE80,0x1EE89}, {0x1EE8B,0x1EE9B}, {0x1EEA1,0x1EEA3}, {0x1EEA5,0x1EEA9},
+    {0x1EEAB,0x1EEBB}, {0x20000,0x2A6DF}, {0x2A700,0x2B739}, {0x2B740,0x2B81D},
+    {0x2B820,0x2CEA1}, {0x2CEB0,0x2EBE0}, {0x2EBF0,0x2EE5D}, {0x2F800,0x2FA1D},
+    {0x30000,0x3134A}, {0x31350,0x323AF},
+};
+/* \p{N}: Nd Nl No: 144 ranges */
+static const gpt2_range gpt2_number_ranges[144] = {
+    {0x30,0x39}, {0xB2,0xB3}, {0xB9,0xB9}, {0xBC,0xBE}, {0x660,0x669},
+    {0x6F0,0x6F9}, {0x7C0,0x7C9}, {0x966,0x96F}, {0x9E6,0x9EF}, {0x9F4,0x9F9},
+    {0xA66,0xA6F}, {0xAE6,0xAEF}, {0xB66,0xB6F}, {0xB72,0xB77}, {0xBE6,0xBF2},
+    {0xC66,0xC6F}, {0xC78,0xC7E}, {0xCE6,0xCEF}, {0xD58,0xD5E}, {0xD66,0xD78},
+    {0xDE6,0xDEF}, {0xE50,0xE59}, {0xED0,0xED9}, {0xF20,0xF33},
+    {0x1040,0x1049}, {0x1090,0x1099}, {0x1369,0x137C}, {0x16EE,0x16F0},
+    {0x17E0,0x17E9}, {0x17F0,0x17F9}, {0x1810,0x1819}, {0x1946,0x194F},
+    {0x19D0,0x19DA}, {0x1A80,0x1A89}, {0x1A90,0x1A99}, {0x1B50,0x1B59},
+    {0x1BB0,0x1BB9}, {0x1C40,0x1C49}, {0x1C50,0x1C59}, {0x2070,0x2070},
+    {0x2074,0x2079}, {0x2080,0x2089}, {0x2150,0x2182}, {0x2185,0x2189},
+    {0x2460,0x249B}, {0x24EA,0x24FF}, {0x2776,0x2793}, {0x2CFD,0x2CFD},
+    {0x3007,0x3007}, {0x3021,0x3029}, {0x3038,0x303A}, {0x3192,0x3195},
+    {0x3220,0x3229}, {0x3248,0x324F}, {0x3251,0x325F}, {0x3280,0x3289},
+    {0x32B1,0x32BF}, {0xA620,0xA629}, {0xA6E6,0xA6EF}, {0xA830,0xA835},
+    {0xA8D0,0xA8D9}, {0xA900,0xA909}, {0xA9D0,0xA9D9}, {0xA9F0,0xA9F9},
+    {0xAA50,0xAA59}, {0xABF0,0xABF9}, {0xFF10,0xFF19}, {0x10107,0x10133},
+    {0x10140,0x10178}, {0x1018A,0x1018B}, {0x102E1,0x102FB}, {0x10320,0x10323},
+    {0x10341,0x10341}, {0x1034A,0x1034A}, {0x103D1,0x103D5}, {0x104A0,0x104A9},
+    {0x10858,0x1085F}, {0x10879,0x1087F}, {0x108A7,0x108AF}, {0x108FB,0x108FF},
+    {0x10916,0x1091B}, {0x109BC,0x109BD}, {0x109C0,0x109CF}, {0x109D2,0x109FF},
+    {0x10A40,0x10A48}, {0x10A7D,0x10A7E}, {0x10A9D,0x10A9F}, {0x10AEB,0x10AEF},
+    {0x10B58,0x10B5F}, {0x10B78,0x10B7F}, {0x10BA9,0x10BAF}, {0x10CFA,0x10CFF},
+    {0x10D30,0x10D39}, {0x10D40,0x10D49}, {0x10E60,0x10E7E}, {0x10F1D,0x10F26},
+    {0x10F51,0x10F54}, {0x10FC5,0x10FCB}, {0x11052,0x1106F}, {0x110F0,0x110F9},
+    {0x11136,0x1113F}, {0x111D0,0x111D9}, {0x111E1,0x111F4}, {0x112F0,0x112F9},
+    {0x11450,0x11459}, {0x114D0,0x114D9}, {0x11650,0x11659}, {0x116C0,0x116C9},
+    {0x116D0,0x116E3}, {0x11730,0x1173B}, {0x118E0,0x118F2}, {0x11950,0x11959},
+    {0x11BF0,0x11BF9}, {0x11C50,0x11C6C}, {0x11D50,0x11D59}, {0x11DA0,0x11DA9},
+    {0x11F50,0x11F59}, {0x11FC0,0x11FD4}, {0x12400,0x1246E}, {0x16130,0x16139},
+    {0x16A60,0x16A69}, {0x16AC0,0x16AC9}, {0x16B50,0x16B59}, {0x16B5B,0x16B61},
+    {0x16D70,0x16D79}, {0x16E80,0x16E96}, {0x1CCF0,0x1CCF9}, {0x1D2C0,0x1D2D3},
+    {0x1D2E0,0x1D2F3}, {0x1D360,0x1D378}, {0x1D7CE,0x1D7FF}, {0x1E140,0x1E149},
+    {0x1E2F0,0x1E2F9}, {0x1E4F0,0x1E4F9}, {0x1E5F1,0x1E5FA}, {0x1E8C7,0x1E8CF},
+    {0x1E950,0x1E959}, {0x1EC71,0x1ECAB}, {0x1ECAD,0x1ECAF}, {0x1ECB1,0x1ECB4},
+    {0x1ED01,0x1ED2D}, {0x1ED2F,0x1ED3D}, {0x1F100,0x1F10C}, {0x1FBF0,0x1FBF9},
+};
+/* END generated tables */
+
 #endif /* !RUN_HEADER_ONLY && !RUN_C_IMPLEMENTATION_DONE */

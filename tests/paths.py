@@ -8,6 +8,7 @@ exported to bf16 and Q8_0 as well.
 """
 import hashlib
 import os
+import concurrent.futures
 import subprocess
 import sys
 import tempfile
@@ -38,23 +39,36 @@ def main(binaries):
             out = os.path.join(tmp, f"neo-{dtype}.bin")
             export(neo, out, "--dtype", dtype, *gpt2)
             models.append((out, 50257))
-        ids_path = os.path.join(tmp, "ids.txt")
-        for model, vocab in models:
-            with open(ids_path, "w") as f:  # 300 positions: past GPT-Neo's local window of 256
+        def run(job):  # one binary on one model: (logits hash, story hash) or an error text
+            k, model, vocab, binary = job
+            ids = os.path.join(tmp, f"ids-{k}.txt")
+            with open(ids, "w") as f:  # 300 positions: past GPT-Neo's local window of 256
                 f.write(" ".join(str((i * 7919 + 3) % vocab) for i in range(300)))
+            out = os.path.join(tmp, f"logits-{k}.f32")
+            env = dict(os.environ, OMP_NUM_THREADS="1")  # the jobs run side by side instead
+            r1 = subprocess.run([binary, model, "-m", "logits", "--ids", ids, "--out", out], capture_output=True, env=env)
+            r2 = subprocess.run([binary, model, "-s", "42", "-t", "0.9", "-n", "120", "-i", "Once upon a time"],
+                                capture_output=True, env=env)
+            if r1.returncode or r2.returncode:
+                return None, (r1.stderr + r2.stderr).decode()[-300:]
+            with open(out, "rb") as f:
+                logits = f.read()
+            return (hashlib.sha256(logits).hexdigest()[:12], hashlib.sha256(r2.stdout).hexdigest()[:12]), None
+
+        jobs = [(k, model, vocab, binary) for k, (model, vocab, binary) in
+                enumerate((m, v, b) for m, v in models for b in binaries)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            results = list(pool.map(run, jobs))
+        for model, vocab in models:
             seen = {}
-            for binary in binaries:
-                out = os.path.join(tmp, "logits.f32")
-                r1 = subprocess.run([binary, model, "-m", "logits", "--ids", ids_path, "--out", out], capture_output=True)
-                r2 = subprocess.run([binary, model, "-s", "42", "-t", "0.9", "-n", "120", "-i", "Once upon a time"],
-                                    capture_output=True)
-                if r1.returncode or r2.returncode:
-                    print(f"FAIL paths: {binary} {os.path.basename(model)}: {(r1.stderr + r2.stderr).decode()[-300:]}")
+            for (k, m, v, binary), (hashes, error) in zip(jobs, results):
+                if m != model:
+                    continue
+                if error is not None:
+                    print(f"FAIL paths: {binary} {os.path.basename(model)}: {error}")
                     failed += 1
                     continue
-                with open(out, "rb") as f:
-                    logits = f.read()
-                seen[binary] = (hashlib.sha256(logits).hexdigest()[:12], hashlib.sha256(r2.stdout).hexdigest()[:12])
+                seen[binary] = hashes
             if len(set(seen.values())) > 1:
                 failed += 1
                 print(f"FAIL paths: {os.path.basename(model)}: (logits, story) differ: {seen}")

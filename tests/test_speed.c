@@ -299,6 +299,40 @@ static void test_argmax(void) {
 }
 
 /* Logits of tokens run in one call (blocks of TS_BATCH) == the same tokens one by one. */
+/* The fast engine's attention against ts_attention_plain, bit for bit: the weights and the
+ * outputs of a block of queries at the end of a session whose cache holds n positions
+ * (every layer: GPT-Neo's local windows too). */
+static void test_attention_fast_plain(ts_session *s, int n) {
+    const ts_config *c = &s->model->config;
+    int q_dim = c->n_heads * c->head_dim, H = c->n_heads, P = s->max_positions;
+    int nq = n < 20 ? n : 20, pos = n - nq;
+    if (nq > s->batch) nq = s->batch;
+    float *q = malloc((size_t)nq * q_dim * 4), *fast = malloc((size_t)nq * q_dim * 4), *plain = malloc((size_t)nq * q_dim * 4);
+    float *att = malloc((size_t)nq * H * P * 4);
+    for (int i = 0; i < nq * q_dim; i++) q[i] = (float)((i * 7919) % 2001 - 1000) / 300.0f;
+    int bad = 0, declined = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!ts_fast_attention(s, l, pos, nq, q, fast)) {
+            declined++;
+            continue;
+        }
+        memcpy(att, s->att, (size_t)nq * H * P * 4);
+        ts_attention_plain(s, l, pos, nq, q, plain);
+        if (memcmp(fast, plain, (size_t)nq * q_dim * 4) != 0) bad++;
+        int window = s->model->layers[l].window;
+        for (int t = 0; t < nq; t++) {
+            int p = pos + t, start = (window > 0 && p - window + 1 > 0) ? p - window + 1 : 0;
+            for (int h = 0; h < H; h++)
+                if (memcmp(att + ((size_t)t * H + h) * P, s->att + ((size_t)t * H + h) * P, (size_t)(p - start + 1) * 4) != 0) bad++;
+        }
+    }
+#if defined(TS_SIMD)
+    CHECK(declined == 0, "ts_fast_attention declined %d layers in a SIMD build", declined);
+#endif
+    CHECK(bad == 0, "ts_fast_attention differs from ts_attention_plain in %d places", bad);
+    free(q), free(fast), free(plain), free(att);
+}
+
 static void test_blocks_equal_tokens(const char *path, const char *tok_path, int n) {
     ts_model *m;
     ts_session *a, *b;
@@ -323,6 +357,7 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
         }
     }
     CHECK(differ < 0, "%s: logits at position %d differ between the block and one token at a time", path, differ);
+    if (ok) test_attention_fast_plain(a, n);
     if (ok) ts_session_free(a), ts_session_free(b);
     free(tokens), free(all);
     ts_model_free(m);
