@@ -341,21 +341,28 @@ typedef struct {
 } ts_layer;
 
 /* Tokenizer state (section 6); declared here because the model owns it. */
-typedef struct gpt2_tokenizer gpt2_tokenizer;
+typedef struct {
+    int32_t *slot;              /* item numbers, -1 = empty; a power of two of them */
+    size_t mask;                /* slots - 1 */
+} ts_hash;
+typedef struct { int32_t left, right, result; } ts_merge; /* GPT-2: left + right -> result */
 typedef struct {
     int kind;                   /* TS_TOK_* */
     int vocab_size;
     const char **piece;         /* (vocab_size) token bytes, not NUL-terminated */
     int *piece_len;             /* (vocab_size) */
-    float *score;               /* (vocab_size) SentencePiece merge scores */
-    short *byte_value;          /* (vocab_size) byte a "<0xXX>" token stands for, or -1 */
     int byte_token[256];        /* id of the token for a single byte, or -1 */
-    int *hash;                  /* open addressing: piece bytes -> id, -1 = empty */
-    unsigned char *pair_seen;   /* (65536 bits) byte pairs (a, b) that occur as "ab" in a piece */
-    size_t hash_mask;
     int bos_id, eos_id, space_id;
     unsigned char byte_text[512]; /* byte b as a NUL-terminated string at 2*b */
-    gpt2_tokenizer *gpt2;
+    /* SentencePiece */
+    float *score;               /* (vocab_size) merge scores */
+    short *byte_value;          /* (vocab_size) byte a "<0xXX>" token stands for, or -1 */
+    ts_hash pieces;             /* piece bytes -> id */
+    unsigned char *pair_seen;   /* (65536 bits) byte pairs (a, b) that occur as "ab" in a piece */
+    /* GPT-2 */
+    int n_merges;
+    ts_merge *merge;            /* (n_merges) in rank order */
+    ts_hash merges;             /* (left, right) -> merge number */
     void *owned;                /* file contents when loaded from a separate file */
 } ts_tokenizer;
 
@@ -2059,16 +2066,53 @@ static int ts_fast_max(const float *x, int n, float *max_val) { return (void)x, 
 /* ==========================================================================
  * 6. Tokenizers
  *
+ * Two byte-pair encoders that share their parts: one UTF-8 decoder, one hash table, one
+ * merge loop over a heap of candidate pairs, and the file's error convention (ts_fail).
+ *
  * SentencePiece BPE as llama2.c stores it (tokenizer.bin: max_token_length, then per
  * token a float score, a length and the bytes, "▁" already turned into " "). Encoding
  * follows sentencepiece: a dummy-prefix space, one symbol per UTF-8 character (unknown
  * characters fall back to their bytes as <0xXX> tokens), then repeatedly merge the
  * adjacent pair whose concatenation is the highest-scoring token, leftmost on ties.
- * llama2.c rescans the whole text for every merge (quadratic); we keep the candidate
- * pairs in a heap, so a megabyte encodes in a fraction of a second, with the same result.
+ * llama2.c rescans the whole text for every merge (quadratic); the heap gives the same
+ * result, and a megabyte encodes in a fraction of a second.
  *
- * GPT-2 byte-level BPE (the TinyStories paper's models) lives in its own sub-section.
+ * GPT-2 byte-level BPE (Radford et al. 2019; the TinyStories paper's models): the text is
+ * cut into pre-tokens by GPT-2's regular expression, and each pre-token's bytes are merged
+ * pairwise by the rank of the merge, lowest first. It matches Hugging Face `tokenizers`.
  * ========================================================================== */
+
+/* ---- UTF-8 ----
+ * The length (1..4) of the UTF-8 character at p (n >= 1 bytes there), its code point in *cp;
+ * 0 if the bytes are no valid character (an overlong form, a surrogate, past U+10FFFF, cut
+ * short, a stray byte). The file's one decoder: SentencePiece's symbols, GPT-2's character
+ * classes and the quoting of -m inspect all read text through it. */
+static int ts_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
+    unsigned b0 = p[0];
+    int len = b0 < 0x80 ? 1 : b0 < 0xC2 ? 0 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : b0 < 0xF5 ? 4 : 0;
+    if (len == 0 || (size_t)len > n) return 0;
+    uint32_t c = len == 1 ? b0 : b0 & (0x7Fu >> len); /* the lead byte's payload bits */
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        c = c << 6 | (p[i] & 0x3Fu);
+    }
+    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) || (len == 4 && (c < 0x10000 || c > 0x10FFFF))) return 0;
+    *cp = c;
+    return len;
+}
+
+/* ---- One hash table ----
+ * Open addressing with linear probing, at most half full: slot[] holds item numbers, -1
+ * where empty. SentencePiece keys it by a piece's bytes (item: the token id), GPT-2 by the
+ * pair of ids a merge joins (item: the merge's number), both hashed with FNV-1a. Every item
+ * sits at most TS_MAX_PROBE slots after its key's home slot, checked as the table is filled,
+ * so a lookup never probes further. Real vocabularies stay far below (Llama 2's 32000
+ * pieces: 34); a file crafted for collisions is refused instead of making every lookup
+ * walk a long run. */
+#define TS_MAX_PROBE 256
+#define TS_HASH_FULL SIZE_MAX
+
+typedef int (*ts_hash_match)(const void *key, int32_t item); /* does item have this key? */
 
 static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a over a then b */
@@ -2077,40 +2121,148 @@ static uint64_t ts_hash_bytes(const char *a, size_t na, const char *b, size_t nb
     return h;
 }
 
-/* Every piece sits at most this many slots after its hash's slot: checked as the table is
- * built, so a lookup never probes further. Real vocabularies stay far below (Llama 2's
- * 32000 pieces: 34); a file crafted for collisions is refused instead of making every
- * lookup walk a long run. */
-#define TS_MAX_PROBE 256
+static int ts_hash_alloc(ts_hash *h, size_t n_items, ts_error *err) {
+    size_t cap = 16;
+    while (cap / 2 < n_items) cap *= 2;
+    h->slot = (int32_t *)malloc(cap * sizeof(int32_t));
+    if (!h->slot) return ts_fail(err, TS_E_NOMEM, "out of memory for a hash table of %zu slots", cap);
+    memset(h->slot, 0xff, cap * sizeof(int32_t));
+    h->mask = cap - 1;
+    return TS_OK;
+}
+
+/* The slot of the item with this key, or the empty slot where it goes; TS_HASH_FULL if the
+ * TS_MAX_PROBE + 1 slots from the key's home all hold other items. */
+static size_t ts_hash_find(const ts_hash *h, uint64_t hash, ts_hash_match match, const void *key) {
+    size_t i = (size_t)hash & h->mask;
+    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & h->mask)
+        if (h->slot[i] < 0 || match(key, h->slot[i])) return i;
+    return TS_HASH_FULL;
+}
+
+/* ---- One merge loop ----
+ * Byte-pair encoding by priority. The symbols of a text are a doubly linked list of token
+ * ids: a merge leaves its result in the left symbol's place and takes the right one out of
+ * the list (its id becomes -1). Candidate merges wait in a min-heap of keys
+ * priority << 32 | place, so one integer compare orders them by priority, leftmost on ties
+ * (SentencePiece: the highest score; GPT-2: the lowest rank). A candidate whose pair a
+ * neighbouring merge has changed is skipped when it comes out: it is current iff the pair
+ * now at its place has its priority (two current candidates with one place and priority
+ * stand for the same merge). The heap never holds more than 3n keys: n - 1 pairs at the
+ * start, 2 new ones per merge. */
+typedef uint32_t (*ts_bpe_priority)(const void *tok, int32_t left, int32_t right, int32_t *merged); /* UINT32_MAX: none */
+
+typedef struct {
+    int32_t *id, *prev, *next; /* (n) the symbols */
+    uint64_t *heap;            /* (3n) candidate merges */
+    void *buf;                 /* one allocation for the four, grown on demand */
+    size_t cap;                /* symbols it has room for */
+} ts_bpe;
+
+static int ts_bpe_reserve(ts_bpe *s, size_t n) {
+    const size_t per = 3 * sizeof(uint64_t) + 3 * sizeof(int32_t);
+    if (n <= s->cap) return 0;
+    if (n > (size_t)INT32_MAX || n > SIZE_MAX / per) return -1;
+    void *buf = realloc(s->buf, n * per);
+    if (!buf) return -1;
+    s->buf = buf, s->cap = n;
+    s->heap = (uint64_t *)buf; /* 8-byte keys first keep every part aligned */
+    s->id = (int32_t *)(s->heap + 3 * n);
+    s->prev = s->id + n;
+    s->next = s->prev + n;
+    return 0;
+}
+
+/* Min-heap h[0..n): restore the heap below slot i, which is to hold key. */
+static void ts_heap_sift_down(uint64_t *h, size_t n, size_t i, uint64_t key) {
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1] < h[c]) c++;
+        if (h[c] >= key) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = key;
+}
+
+static void ts_heap_push(uint64_t *h, size_t *n, uint64_t key) {
+    size_t i = (*n)++;
+    for (; i > 0 && key < h[(i - 1) / 2]; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+    h[i] = key;
+}
+
+static uint64_t ts_heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0];
+    if (--*n > 0) ts_heap_sift_down(h, *n, 0, h[*n]);
+    return top;
+}
+
+/* The candidate merge of the symbol at place p with the next one, if they merge. */
+static void ts_bpe_push(ts_bpe_priority priority, const void *tok, ts_bpe *s, int32_t p, size_t *n_heap) {
+    int32_t merged = -1;
+    if (p < 0 || s->next[p] < 0) return;
+    uint32_t pr = priority(tok, s->id[p], s->id[s->next[p]], &merged);
+    if (pr != UINT32_MAX) ts_heap_push(s->heap, n_heap, (uint64_t)pr << 32 | (uint32_t)p);
+}
+
+/* Links the symbols first..end-1 in order and merges them until no pair merges; the result
+ * is the list from first. */
+static void ts_bpe_merge(ts_bpe_priority priority, const void *tok, ts_bpe *s, int32_t first, int32_t end) {
+    size_t n_heap = 0;
+    for (int32_t i = first; i < end; i++) s->prev[i] = i > first ? i - 1 : -1, s->next[i] = i + 1 < end ? i + 1 : -1;
+    for (int32_t i = first; i + 1 < end; i++) {
+        int32_t merged = -1;
+        uint32_t pr = priority(tok, s->id[i], s->id[i + 1], &merged);
+        if (pr != UINT32_MAX) s->heap[n_heap++] = (uint64_t)pr << 32 | (uint32_t)i;
+    }
+    for (size_t k = n_heap / 2; k-- > 0;) ts_heap_sift_down(s->heap, n_heap, k, s->heap[k]); /* heapify */
+    while (n_heap > 0) {
+        uint64_t key = ts_heap_pop(s->heap, &n_heap);
+        int32_t p = (int32_t)(uint32_t)key, q = s->next[p], merged = -1;
+        if (s->id[p] < 0 || q < 0 || priority(tok, s->id[p], s->id[q], &merged) != (uint32_t)(key >> 32)) continue; /* stale */
+        s->id[p] = merged;
+        s->id[q] = -1;
+        s->next[p] = s->next[q];
+        if (s->next[q] >= 0) s->prev[s->next[q]] = p;
+        ts_bpe_push(priority, tok, s, s->prev[p], &n_heap);
+        ts_bpe_push(priority, tok, s, p, &n_heap);
+    }
+}
+
+/* ---- SentencePiece ---- */
+
+/* A piece to look up: a's bytes followed by b's. */
+typedef struct {
+    const ts_tokenizer *t;
+    const char *a, *b;
+    size_t na, nb;
+} ts_piece_key;
+
+static int ts_piece_match(const void *key, int32_t id) {
+    const ts_piece_key *k = (const ts_piece_key *)key;
+    const char *p = k->t->piece[id];
+    return (size_t)k->t->piece_len[id] == k->na + k->nb && memcmp(p, k->a, k->na) == 0 && memcmp(p + k->na, k->b, k->nb) == 0;
+}
 
 /* The id of the token whose bytes are a followed by b, or -1. */
 static int ts_lookup2(const ts_tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
-    size_t i = (size_t)ts_hash_bytes(a, na, b, nb) & t->hash_mask;
-    for (int probe = 0; probe <= TS_MAX_PROBE; probe++, i = (i + 1) & t->hash_mask) {
-        int id = t->hash[i];
-        if (id < 0) return -1;
-        if ((size_t)t->piece_len[id] == na + nb && memcmp(t->piece[id], a, na) == 0 && memcmp(t->piece[id] + na, b, nb) == 0)
-            return id;
-    }
-    return -1;
+    ts_piece_key key = {t, a, b, na, nb};
+    size_t i = ts_hash_find(&t->pieces, ts_hash_bytes(a, na, b, nb), ts_piece_match, &key);
+    return i == TS_HASH_FULL ? -1 : t->pieces.slot[i];
 }
 
-/* Builds the hash from pieces; the first of duplicate pieces wins. */
-static int ts_build_hash(ts_tokenizer *t, ts_error *err) {
-    size_t cap = 16;
-    while (cap < (size_t)t->vocab_size * 2) cap *= 2;
-    t->hash = (int *)malloc(cap * sizeof(int));
-    if (!t->hash) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    memset(t->hash, 0xff, cap * sizeof(int));
-    t->hash_mask = cap - 1;
+/* Fills the table from the pieces; the first of duplicate pieces wins. */
+static int ts_build_piece_hash(ts_tokenizer *t, ts_error *err) {
+    int rc = ts_hash_alloc(&t->pieces, (size_t)t->vocab_size, err);
+    if (rc) return rc;
     for (int id = 0; id < t->vocab_size; id++) {
-        if (ts_lookup2(t, t->piece[id], (size_t)t->piece_len[id], "", 0) >= 0) continue;
-        size_t i = (size_t)ts_hash_bytes(t->piece[id], (size_t)t->piece_len[id], "", 0) & t->hash_mask;
-        for (int probe = 0; t->hash[i] >= 0; probe++, i = (i + 1) & t->hash_mask)
-            if (probe == TS_MAX_PROBE)
-                return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)",
-                               id, TS_MAX_PROBE);
-        t->hash[i] = id;
+        ts_piece_key key = {t, t->piece[id], "", (size_t)t->piece_len[id], 0};
+        size_t i = ts_hash_find(&t->pieces, ts_hash_bytes(key.a, key.na, "", 0), ts_piece_match, &key);
+        if (i == TS_HASH_FULL)
+            return ts_fail(err, TS_E_FORMAT, "tokenizer token %d: over %d pieces share its hash slots (a file crafted to slow lookups?)", id,
+                           TS_MAX_PROBE);
+        if (t->pieces.slot[i] < 0) t->pieces.slot[i] = id;
     }
     return TS_OK;
 }
@@ -2121,7 +2273,6 @@ static int ts_hexval(char ch) {
     if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
     return -1;
 }
-
 static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
     int n = t->vocab_size;
     /* every token takes at least 8 bytes: refuse a short file before allocating for it */
@@ -2161,7 +2312,7 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
             t->byte_token[hi * 16 + lo] = id;
         }
     }
-    int rc = ts_build_hash(t, err);
+    int rc = ts_build_piece_hash(t, err);
     if (rc) return rc;
     t->space_id = ts_lookup2(t, " ", 1, "", 0);
     t->pair_seen = (unsigned char *)calloc(65536 / 8, 1);
@@ -2174,45 +2325,18 @@ static int ts_sentencepiece_init(ts_tokenizer *t, const unsigned char *data, siz
     return TS_OK;
 }
 
-/* A symbol of the text being merged: a token in a doubly linked list. */
-typedef struct { int id, prev, next; } ts_symbol;
-/* A candidate merge of symbols left and left's next into token `merged`. */
-typedef struct { float score; int left, merged, left_id, right_id; } ts_pair;
-
-static int ts_pair_before(const ts_pair *a, const ts_pair *b) { /* higher score first, then leftmost */
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-static void ts_heap_push(ts_pair *heap, int *n, ts_pair p) {
-    int i = (*n)++;
-    while (i > 0 && ts_pair_before(&p, &heap[(i - 1) / 2])) {
-        heap[i] = heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    heap[i] = p;
-}
-static ts_pair ts_heap_pop(ts_pair *heap, int *n) {
-    ts_pair top = heap[0], last = heap[--(*n)];
-    int i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && ts_pair_before(&heap[c + 1], &heap[c])) c++;
-        if (!ts_pair_before(&heap[c], &last)) break;
-        heap[i] = heap[c];
-        i = c;
-    }
-    if (*n > 0) heap[i] = last;
-    return top;
-}
-
-static void ts_push_candidate(const ts_tokenizer *t, const ts_symbol *sym, int left, ts_pair *heap, int *n_heap) {
-    int right = sym[left].next;
-    if (left < 0 || right < 0) return;
-    int a = sym[left].id, b = sym[right].id;
-    int id = ts_lookup2(t, t->piece[a], (size_t)t->piece_len[a], t->piece[b], (size_t)t->piece_len[b]);
-    if (id < 0) return;
-    ts_pair p = {t->score[id], left, id, a, b};
-    ts_heap_push(heap, n_heap, p);
+/* Merge priority: the highest score first. The score's bits, made to order as unsigned
+ * numbers (flip a negative one's bits, set a positive one's sign), then flipped. */
+static uint32_t ts_sentencepiece_priority(const void *tok, int32_t left, int32_t right, int32_t *merged) {
+    const ts_tokenizer *t = (const ts_tokenizer *)tok;
+    int id = ts_lookup2(t, t->piece[left], (size_t)t->piece_len[left], t->piece[right], (size_t)t->piece_len[right]);
+    if (id < 0) return UINT32_MAX;
+    *merged = id;
+    uint32_t bits;
+    memcpy(&bits, &t->score[id], sizeof bits);
+    if (bits == 0x80000000u) bits = 0; /* -0 ties with +0 */
+    bits = bits >> 31 ? ~bits : bits | 0x80000000u;
+    return ~bits; /* never UINT32_MAX: the scores are finite */
 }
 
 /* Encodes with the llama2.c/sentencepiece rules into out (room for len + 3 ids). */
@@ -2220,26 +2344,22 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
     long n = 0;
     if (add_bos && t->bos_id >= 0) out[n++] = t->bos_id;
     if (len == 0) return n;
-    /* Symbols: the dummy prefix, then each UTF-8 character (a lead byte and up to three
-     * continuation bytes, as llama2.c groups them) or its bytes when it is no token. */
-    ts_symbol *sym = (ts_symbol *)malloc((len + 2) * sizeof(ts_symbol));
-    ts_pair *heap = (ts_pair *)malloc((3 * len + 8) * sizeof(ts_pair));
-    if (!sym || !heap) {
-        free(sym), free(heap);
-        return -1;
-    }
-    int n_sym = 0, n_heap = 0;
-    if (t->space_id >= 0) sym[n_sym++].id = t->space_id;
-    else sym[n_sym++].id = t->byte_token[' '] >= 0 ? t->byte_token[' '] : 0;
+    ts_bpe s = {0};
+    if (ts_bpe_reserve(&s, len + 1)) return -1;
+    /* Symbols: the dummy prefix, then each UTF-8 character, or its bytes when it is no
+     * token (as is every byte that is not part of a valid character) */
+    int32_t n_sym = 0;
+    s.id[n_sym++] = t->space_id >= 0 ? t->space_id : t->byte_token[' '] >= 0 ? t->byte_token[' '] : 0;
     for (size_t i = 0; i < len;) {
-        size_t j = i + 1;
-        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
+        uint32_t cp;
+        int char_len = ts_utf8_decode((const unsigned char *)text + i, len - i, &cp);
+        size_t j = i + (char_len > 0 ? (size_t)char_len : 1);
         int id = ts_lookup2(t, text + i, j - i, "", 0);
-        if (id >= 0) sym[n_sym++].id = id;
+        if (id >= 0) s.id[n_sym++] = id;
         else
             for (size_t k = i; k < j; k++) {
                 int b = t->byte_token[(unsigned char)text[k]];
-                sym[n_sym++].id = b >= 0 ? b : 0; /* no byte fallback in this vocabulary: <unk> */
+                s.id[n_sym++] = b >= 0 ? b : 0; /* no byte fallback in this vocabulary: <unk> */
             }
         i = j;
     }
@@ -2249,31 +2369,17 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
      * and each part merged on its own: merges in one part never change the candidates of
      * another, so the result is that of one heap over the whole text, and the small heaps
      * stay in cache. */
-    for (int first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
+    for (int32_t first = 0, end = 1; first < n_sym; first = end, end = first + 1) {
         for (; end < n_sym; end++) {
-            int a = sym[end - 1].id, b = sym[end].id;
+            int a = s.id[end - 1], b = s.id[end];
             if (t->piece_len[a] == 0 || t->piece_len[b] == 0) continue;
             unsigned pair = (unsigned char)t->piece[a][t->piece_len[a] - 1] << 8 | (unsigned char)t->piece[b][0];
             if (!(t->pair_seen[pair >> 3] & (1u << (pair & 7)))) break;
         }
-        for (int i = first; i < end; i++) sym[i].prev = i > first ? i - 1 : -1, sym[i].next = i + 1 < end ? i + 1 : -1;
-        for (int i = first; i + 1 < end; i++) ts_push_candidate(t, sym, i, heap, &n_heap);
-        while (n_heap > 0) {
-            ts_pair p = ts_heap_pop(heap, &n_heap);
-            int left = p.left, right = sym[left].next;
-            /* stale entries: the left symbol was merged away or either side changed */
-            if (sym[left].id != p.left_id || right < 0 || sym[right].id != p.right_id) continue;
-            sym[left].id = p.merged;
-            sym[left].next = sym[right].next;
-            if (sym[right].next >= 0) sym[sym[right].next].prev = left;
-            sym[right].id = -1;
-            if (sym[left].prev >= 0) ts_push_candidate(t, sym, sym[left].prev, heap, &n_heap);
-            ts_push_candidate(t, sym, left, heap, &n_heap);
-        }
-        for (int i = first; i >= 0; i = sym[i].next) out[n++] = sym[i].id;
+        ts_bpe_merge(ts_sentencepiece_priority, t, &s, first, end);
+        for (int32_t i = first; i >= 0; i = s.next[i]) out[n++] = s.id[i];
     }
-    free(sym);
-    free(heap);
+    free(s.buf);
     return n;
 }
 
@@ -2283,17 +2389,17 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
  * white space; letters and numbers in the full Unicode sense), and each pre-token's bytes
  * are merged pairwise by rank, lowest first. It matches Hugging Face `tokenizers`. */
 
-typedef struct { uint32_t first, last; } gpt2_range;
+typedef struct { uint32_t first, last; } ts_gpt2_range;
 
 /* \p{L} and \p{N}, the letters and numbers of the Unicode standard, as sorted ranges of
  * code points: generated tables, in section 12. */
-static const gpt2_range gpt2_letter_ranges[677], gpt2_number_ranges[144];
+static const ts_gpt2_range ts_gpt2_letter_ranges[677], ts_gpt2_number_ranges[144];
 
 /* Character classes of the pre-tokenizer regex. */
-enum { GPT2_WS = 0, GPT2_LETTER = 1, GPT2_NUMBER = 2, GPT2_SYMBOL = 3 };
+enum { TS_GPT2_WS = 0, TS_GPT2_LETTER = 1, TS_GPT2_NUMBER = 2, TS_GPT2_SYMBOL = 3 };
 
 /* Binary search in a sorted, non-overlapping range table. */
-static int gpt2_in_ranges(const gpt2_range *r, size_t n, uint32_t cp) {
+static int ts_gpt2_in_ranges(const ts_gpt2_range *r, size_t n, uint32_t cp) {
     size_t lo = 0, hi = n; /* invariant: a match, if any, is in r[lo..hi) */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -2308,82 +2414,48 @@ static int gpt2_in_ranges(const gpt2_range *r, size_t n, uint32_t cp) {
 }
 
 /* \s: Unicode White_Space (what Oniguruma and Rust's regex use for \s). */
-static int gpt2_is_space(uint32_t cp) {
+static int ts_gpt2_is_space(uint32_t cp) {
     if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20;
     return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
            cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-static int gpt2_class_of(uint32_t cp) {
+static int ts_gpt2_class_of(uint32_t cp) {
     if (cp < 0x80) { /* ASCII fast path */
-        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return GPT2_LETTER;
-        if (cp >= '0' && cp <= '9') return GPT2_NUMBER;
-        return gpt2_is_space(cp) ? GPT2_WS : GPT2_SYMBOL;
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return TS_GPT2_LETTER;
+        if (cp >= '0' && cp <= '9') return TS_GPT2_NUMBER;
+        return ts_gpt2_is_space(cp) ? TS_GPT2_WS : TS_GPT2_SYMBOL;
     }
-    if (gpt2_is_space(cp)) return GPT2_WS;
-    if (gpt2_in_ranges(gpt2_letter_ranges, sizeof gpt2_letter_ranges / sizeof gpt2_letter_ranges[0], cp))
-        return GPT2_LETTER;
-    if (gpt2_in_ranges(gpt2_number_ranges, sizeof gpt2_number_ranges / sizeof gpt2_number_ranges[0], cp))
-        return GPT2_NUMBER;
-    return GPT2_SYMBOL;
+    if (ts_gpt2_is_space(cp)) return TS_GPT2_WS;
+    if (ts_gpt2_in_ranges(ts_gpt2_letter_ranges, sizeof ts_gpt2_letter_ranges / sizeof ts_gpt2_letter_ranges[0], cp))
+        return TS_GPT2_LETTER;
+    if (ts_gpt2_in_ranges(ts_gpt2_number_ranges, sizeof ts_gpt2_number_ranges / sizeof ts_gpt2_number_ranges[0], cp))
+        return TS_GPT2_NUMBER;
+    return TS_GPT2_SYMBOL;
 }
 
-/* Decode the character at s[i] (i < n) and return its class; *len gets its
- * byte length (1..4). Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF);
- * anything else is decoded leniently: the single offending byte becomes one
- * character of class GPT2_SYMBOL (not letter, number or space), and decoding
- * resumes at the next byte. Byte-level BPE then encodes the raw byte as usual,
- * so encode/decode still round-trips every input. */
-static int gpt2_char_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
-    unsigned b0 = s[i], need, lo = 0x80, hi = 0xBF;
+/* The class of the character at s[i] (i < n); *len gets its byte length (1..4). A byte that
+ * is not part of a valid UTF-8 character is a character of its own, of class
+ * TS_GPT2_SYMBOL (not letter, number or space): byte-level BPE then encodes the raw byte as
+ * usual, so encode/decode still round-trips every input. */
+static int ts_gpt2_char_at(const unsigned char *s, size_t n, size_t i, size_t *len) {
     uint32_t cp;
-    size_t k;
-
-    *len = 1;
-    if (b0 < 0x80) return gpt2_class_of(b0);
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1;
-        cp = b0 & 0x1F;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2;
-        cp = b0 & 0x0F;
-        if (b0 == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (b0 == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3;
-        cp = b0 & 0x07;
-        if (b0 == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (b0 == 0xF4)
-            hi = 0x8F; /* > U+10FFFF */
-    } else {
-        return GPT2_SYMBOL; /* stray continuation, C0/C1, F5..FF */
-    }
-    if (n - i <= need) return GPT2_SYMBOL; /* truncated at end of text */
-    for (k = 1; k <= need; k++) {
-        unsigned b = s[i + k];
-        if (b < lo || b > hi) return GPT2_SYMBOL;
-        lo = 0x80;
-        hi = 0xBF; /* only the 2nd byte has a narrowed range */
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    *len = need + 1;
-    return gpt2_class_of(cp);
+    int char_len = ts_utf8_decode(s + i, n - i, &cp);
+    *len = char_len > 0 ? (size_t)char_len : 1;
+    return char_len > 0 ? ts_gpt2_class_of(cp) : TS_GPT2_SYMBOL;
 }
 
 /* End of the run of characters of class cls starting at i. */
-static size_t gpt2_run_end(const unsigned char *s, size_t n, size_t i, int cls) {
+static size_t ts_gpt2_run_end(const unsigned char *s, size_t n, size_t i, int cls) {
     size_t len;
-    while (i < n && gpt2_char_at(s, n, i, &len) == cls) i += len;
+    while (i < n && ts_gpt2_char_at(s, n, i, &len) == cls) i += len;
     return i;
 }
 
 /* End of the pre-token that starts at i (i < n): the match of the leftmost
  * regex alternative that matches at i. Every character is matched by one of
  * the alternatives, so pre-tokens tile the text. */
-static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
+static size_t ts_gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
     size_t len, last, j;
     int cls;
 
@@ -2399,11 +2471,11 @@ static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
     /* ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' : an optional U+0020 then a run of
      * one non-space class (the class of the first character decides which). */
     if (s[i] == ' ' && n - i >= 2) {
-        cls = gpt2_char_at(s, n, i + 1, &len);
-        if (cls != GPT2_WS) return gpt2_run_end(s, n, i + 1, cls);
+        cls = ts_gpt2_char_at(s, n, i + 1, &len);
+        if (cls != TS_GPT2_WS) return ts_gpt2_run_end(s, n, i + 1, cls);
     }
-    cls = gpt2_char_at(s, n, i, &len);
-    if (cls != GPT2_WS) return gpt2_run_end(s, n, i, cls);
+    cls = ts_gpt2_char_at(s, n, i, &len);
+    if (cls != TS_GPT2_WS) return ts_gpt2_run_end(s, n, i, cls);
 
     /* '\s+(?!\S)|\s+' : take the whole whitespace run [i, j). If a non-space
      * follows, (?!\S) fails at j, so the regex backtracks one character and
@@ -2411,7 +2483,7 @@ static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
      * of one character falls through to plain \s+ instead. */
     last = i;
     j = i + len;
-    while (j < n && gpt2_char_at(s, n, j, &len) == GPT2_WS) {
+    while (j < n && ts_gpt2_char_at(s, n, j, &len) == TS_GPT2_WS) {
         last = j;
         j += len;
     }
@@ -2419,424 +2491,135 @@ static size_t gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i) {
     return last;
 }
 
-/* ---------------------------------------------------------------------- */
-/* Tokenizer tables                                                         */
 
-/* One slot of the merge hash table; left < 0 marks an empty slot. */
+/* The GPT-2 tokenizer section (TSMF tokenizer_kind 2, docs/format.md): n_tokens and
+ * n_merges (int32), each token as an int32 length and its bytes, then each merge as three
+ * int32: left, right, result; a merge's number is its rank. */
+#define TS_GPT2_ERR "gpt2 tokenizer: "
+
+/* A pair to look up: the ids a merge joins. */
 typedef struct {
-    int32_t left, right, rank, result;
-} gpt2_merge;
+    const ts_tokenizer *t;
+    int32_t pair[2];
+} ts_pair_key;
 
-typedef struct {
-    const unsigned char *bytes;
-    int32_t len;
-} gpt2_token;
+static uint64_t ts_pair_hash(const int32_t pair[2]) { return ts_hash_bytes((const char *)pair, 2 * sizeof(int32_t), "", 0); }
 
-struct gpt2_tokenizer {
-    int n_tokens, n_merges;
-    gpt2_token *tokens;   /* [n_tokens], bytes point into the section   */
-    int32_t byte_id[256]; /* id of the one-byte token for each byte     */
-    gpt2_merge *merges;   /* open addressing, linear probing, load <= 1/2 */
-    size_t mask;          /* slot count - 1 (a power of two)            */
-    unsigned shift;       /* 64 - log2(slot count), for Fibonacci hashing */
-};
-
-enum { GPT2_ERR_FORMAT = -1, GPT2_ERR_NOMEM = -2 };
-
-static size_t gpt2_slot_of(const gpt2_tokenizer *t, int32_t l, int32_t r) {
-    uint64_t k = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
-    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> t->shift);
+static int ts_merge_match(const void *key, int32_t m) {
+    const ts_pair_key *k = (const ts_pair_key *)key;
+    return k->t->merge[m].left == k->pair[0] && k->t->merge[m].right == k->pair[1];
 }
 
-/* The merge for the pair (l, r), or NULL. A pair sits at most TS_MAX_PROBE slots after
- * its hash's slot (gpt2_put_merge refuses more), so the search stops there. */
-static const gpt2_merge *gpt2_find_merge(const gpt2_tokenizer *t, int32_t l, int32_t r) {
-    size_t i = gpt2_slot_of(t, l, r);
-    for (int probe = 0; probe <= TS_MAX_PROBE; probe++) {
-        const gpt2_merge *m = &t->merges[i];
-        if (m->left == l && m->right == r) return m;
-        if (m->left < 0) return NULL;
-        i = (i + 1) & t->mask;
-    }
-    return NULL;
+/* Merge priority: the rank (the merge's number; the lowest merges first). */
+static uint32_t ts_gpt2_priority(const void *tok, int32_t left, int32_t right, int32_t *merged) {
+    ts_pair_key key = {(const ts_tokenizer *)tok, {left, right}};
+    size_t i = ts_hash_find(&key.t->merges, ts_pair_hash(key.pair), ts_merge_match, &key);
+    if (i == TS_HASH_FULL || key.t->merges.slot[i] < 0) return UINT32_MAX;
+    int32_t m = key.t->merges.slot[i];
+    *merged = key.t->merge[m].result;
+    return (uint32_t)m;
 }
 
-/* Insert or overwrite: a repeated pair keeps its last rank, as Hugging Face's
- * BPE does when it collects merges into a map. -1 if over TS_MAX_PROBE pairs share
- * its slots (only a file crafted to slow every lookup down does that). */
-static int gpt2_put_merge(gpt2_tokenizer *t, int32_t l, int32_t r, int32_t rank, int32_t res) {
-    size_t i = gpt2_slot_of(t, l, r);
-    gpt2_merge *m;
-    for (int probe = 0;; probe++) {
-        m = &t->merges[i];
-        if (m->left < 0 || (m->left == l && m->right == r)) break;
-        if (probe == TS_MAX_PROBE) return -1;
-        i = (i + 1) & t->mask;
-    }
-    m->left = l;
-    m->right = r;
-    m->rank = rank;
-    m->result = res;
-    return 0;
-}
-
-static void gpt2_free(gpt2_tokenizer *t) {
-    free(t->tokens);
-    free(t->merges);
-    memset(t, 0, sizeof *t);
-}
-
-/* Little-endian i32, widened so range checks cannot overflow. */
-static int64_t gpt2_rd_i32(const unsigned char *p) {
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    return u <= 0x7FFFFFFFu ? (int64_t)u : (int64_t)u - 4294967296LL;
-}
-
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-static int gpt2_fail(gpt2_tokenizer *t, char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        int n = snprintf(err, errlen, "gpt2 tokenizer: ");
-        va_list ap;
-        va_start(ap, fmt);
-        if (n > 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    gpt2_free(t);
-    return code;
-}
-
-/* Parse the token records starting at *off; fills t->tokens and t->byte_id. */
-static int gpt2_load_tokens(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t *off, char *err,
-                            size_t errlen) {
-    int i, b;
-    for (b = 0; b < 256; b++) t->byte_id[b] = -1;
-    for (i = 0; i < t->n_tokens; i++) {
-        int64_t len;
+/* The token records from *off: pieces and the one-byte tokens. */
+static int ts_gpt2_load_tokens(ts_tokenizer *t, const unsigned char *sec, size_t size, size_t *off, ts_error *err) {
+    for (int b = 0; b < 256; b++) t->byte_token[b] = -1;
+    for (int i = 0; i < t->vocab_size; i++) {
         if (size - *off < 4)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section (%zu bytes) ends before the length of token %d", size, i);
-        len = gpt2_rd_i32(sec + *off);
+            return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "the section (%zu bytes) ends before the length of token %d", size, i);
+        int64_t len = ts_read_i32(sec + *off);
         *off += 4;
         if (len < 0 || (uint64_t)len > size - *off)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "token %d has length %lld, past the end of the section (%zu bytes)", i,
-                             (long long)len, size);
-        t->tokens[i].bytes = sec + *off;
-        t->tokens[i].len = (int32_t)len;
+            return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "token %d has length %lld, past the end of the section (%zu bytes)", i,
+                           (long long)len, size);
+        t->piece[i] = (const char *)sec + *off;
+        t->piece_len[i] = (int)len;
         *off += (size_t)len;
         if (len == 1) {
-            b = sec[*off - 1];
-            if (t->byte_id[b] >= 0)
-                return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "tokens %d and %d are both the byte 0x%02x", (int)t->byte_id[b], i, b);
-            t->byte_id[b] = i;
+            int b = sec[*off - 1];
+            if (t->byte_token[b] >= 0)
+                return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "tokens %d and %d are both the byte 0x%02x", t->byte_token[b], i, b);
+            t->byte_token[b] = i;
         }
     }
-    for (b = 0; b < 256; b++)
-        if (t->byte_id[b] < 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "no one-byte token for the byte 0x%02x", b);
-    return 0;
-}
-
-/* Parse and check the merge records at off, which must end the section. */
-static int gpt2_load_merges(gpt2_tokenizer *t, const unsigned char *sec, size_t size, size_t off, char *err,
-                            size_t errlen) {
-    size_t cap = 16;
-    unsigned bits = 4;
-    int i;
-
-    if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
-                         t->n_merges, size - off);
-    while (cap / 2 < (size_t)t->n_merges) {
-        cap <<= 1;
-        bits++;
-    }
-    t->merges = (gpt2_merge *)malloc(cap * sizeof *t->merges);
-    if (!t->merges) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %d merges", t->n_merges);
-    t->mask = cap - 1;
-    t->shift = 64 - bits;
-    for (size_t k = 0; k < cap; k++) t->merges[k].left = -1;
-
-    for (i = 0; i < t->n_merges; i++, off += 12) {
-        int64_t l = gpt2_rd_i32(sec + off), r = gpt2_rd_i32(sec + off + 4), res = gpt2_rd_i32(sec + off + 8);
-        const gpt2_token *L, *R, *X;
-        if (l < 0 || l >= t->n_tokens || r < 0 || r >= t->n_tokens || res < 0 || res >= t->n_tokens)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
-                             (long long)r, (long long)res, t->n_tokens - 1);
-        L = &t->tokens[l];
-        R = &t->tokens[r];
-        X = &t->tokens[res];
-        /* Non-empty parts make every merge strictly lengthen a symbol, which
-         * the BPE loops rely on (a position's id never repeats). */
-        if (L->len == 0 || R->len == 0 || (int64_t)X->len != (int64_t)L->len + R->len ||
-            memcmp(X->bytes, L->bytes, (size_t)L->len) != 0 || memcmp(X->bytes + L->len, R->bytes, (size_t)R->len) != 0)
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
-                             i, (long long)res, (long long)l, (long long)r);
-        if (gpt2_put_merge(t, (int32_t)l, (int32_t)r, i, (int32_t)res))
-            return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
-                             i, TS_MAX_PROBE);
-    }
-    return 0;
-}
-
-/* Load from a section that must outlive *t (token bytes point into it).
- * Returns 0, or GPT2_ERR_* with a message in err; *t is then empty. */
-static int gpt2_load(gpt2_tokenizer *t, const unsigned char *section, size_t size, int vocab_size, char *err,
-                     size_t errlen) {
-    int64_t nt, nm;
-    size_t off = 8;
-    int rc;
-
-    memset(t, 0, sizeof *t);
-    if (err && errlen) err[0] = '\0';
-    if (!section || size < 8) return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "the section of %zu bytes is too small", size);
-    nt = gpt2_rd_i32(section);
-    nm = gpt2_rd_i32(section + 4);
-    if (nt != vocab_size)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt,
-                         vocab_size);
-    /* Each token record takes >= 4 bytes and each merge 12: bounds the counts
-     * by the size before anything is allocated. */
-    if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)",
-                         (long long)nt, size);
-    if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
-        return gpt2_fail(t, err, errlen, GPT2_ERR_FORMAT, "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)",
-                         (long long)nm, size);
-    t->n_tokens = (int)nt;
-    t->n_merges = (int)nm;
-    t->tokens = (gpt2_token *)malloc((size_t)nt * sizeof *t->tokens);
-    if (!t->tokens) return gpt2_fail(t, err, errlen, GPT2_ERR_NOMEM, "out of memory for %lld tokens", (long long)nt);
-    rc = gpt2_load_tokens(t, section, size, &off, err, errlen);
-    if (rc) return rc;
-    return gpt2_load_merges(t, section, size, off, err, errlen);
-}
-
-/* Bytes of token id (not NUL-terminated), or NULL if id is out of range. */
-static const unsigned char *gpt2_token_bytes(const gpt2_tokenizer *t, int id, int *len) {
-    if (id < 0 || id >= t->n_tokens) return NULL;
-    if (len) *len = t->tokens[id].len;
-    return t->tokens[id].bytes;
-}
-
-/* ---------------------------------------------------------------------- */
-/* BPE                                                                      */
-
-/* Output sink: ids beyond max are counted but not stored. */
-typedef struct {
-    int *ids;
-    long max, count;
-} gpt2_out;
-
-static void gpt2_emit(gpt2_out *o, int32_t id) {
-    if (o->count < o->max) o->ids[o->count] = id;
-    o->count++;
-}
-
-/* Pre-tokens of at most this many bytes use the simple quadratic loop on
- * stack arrays; longer ones use the heap (O(n log n)). */
-enum { GPT2_SHORT_MAX = 64 };
-
-/* Rank and result of the pair (l, r); rank INT32_MAX if it never merges. */
-static int32_t gpt2_pair_rank(const gpt2_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
-    const gpt2_merge *m = gpt2_find_merge(t, l, r);
-    if (!m) return INT32_MAX;
-    *res = m->result;
-    return m->rank;
-}
-
-/* Short pre-token (2 <= n <= GPT2_SHORT_MAX): sym[0..m) are the current
- * symbols, rank[k]/res[k] describe the pair (sym[k], sym[k+1]). Each step
- * scans for the lowest rank (strict < keeps the leftmost on ties). */
-static void gpt2_bpe_short(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_out *o) {
-    int32_t sym[GPT2_SHORT_MAX], rank[GPT2_SHORT_MAX], res[GPT2_SHORT_MAX];
-    size_t m = n, k, best;
-
-    for (k = 0; k < n; k++) sym[k] = t->byte_id[w[k]];
-    for (k = 0; k + 1 < n; k++) rank[k] = gpt2_pair_rank(t, sym[k], sym[k + 1], &res[k]);
-    while (m > 1) {
-        best = 0;
-        for (k = 1; k + 1 < m; k++)
-            if (rank[k] < rank[best]) best = k;
-        if (rank[best] == INT32_MAX) break;
-        /* sym[best] absorbs sym[best+1]; pairs after it shift left by one. */
-        sym[best] = res[best];
-        memmove(&sym[best + 1], &sym[best + 2], (m - best - 2) * sizeof sym[0]);
-        memmove(&rank[best + 1], &rank[best + 2], (m - best - 2) * sizeof rank[0]);
-        memmove(&res[best + 1], &res[best + 2], (m - best - 2) * sizeof res[0]);
-        m--;
-        if (best > 0) rank[best - 1] = gpt2_pair_rank(t, sym[best - 1], sym[best], &res[best - 1]);
-        if (best + 1 < m) rank[best] = gpt2_pair_rank(t, sym[best], sym[best + 1], &res[best]);
-    }
-    for (k = 0; k < m; k++) gpt2_emit(o, sym[k]);
-}
-
-/* Heap key of a candidate pair: rank << 32 | pos, so one integer compare
- * orders by rank, then leftmost position on ties. */
-typedef uint64_t gpt2_cand;
-
-static gpt2_cand gpt2_cand_make(int32_t rank, int32_t pos) {
-    return (uint64_t)(uint32_t)rank << 32 | (uint32_t)pos;
-}
-
-/* Min-heap h[0..n): restore the heap below slot i, which holds key c. */
-static void gpt2_heap_sift_down(gpt2_cand *h, size_t n, size_t i, gpt2_cand c) {
-    for (;;) {
-        size_t k = 2 * i + 1;
-        if (k >= n) break;
-        if (k + 1 < n && h[k + 1] < h[k]) k++;
-        if (h[k] >= c) break;
-        h[i] = h[k];
-        i = k;
-    }
-    h[i] = c;
-}
-
-static void gpt2_heap_push(gpt2_cand *h, size_t *n, gpt2_cand c) {
-    size_t i = (*n)++;
-    while (i > 0 && c < h[(i - 1) / 2]) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = c;
-}
-
-static gpt2_cand gpt2_heap_pop(gpt2_cand *h, size_t *n) {
-    gpt2_cand top = h[0];
-    (*n)--;
-    if (*n > 0) gpt2_heap_sift_down(h, *n, 0, h[*n]);
-    return top;
-}
-
-/* Per-call scratch for long pre-tokens, grown on demand. */
-typedef struct {
-    void *buf;
-    size_t cap;
-} gpt2_scratch;
-
-/* Push the pair starting at symbol p if it has a merge. */
-static void gpt2_push_pair(const gpt2_tokenizer *t, const int32_t *sym, const int32_t *next, int32_t p, gpt2_cand *h,
-                           size_t *hn) {
-    int32_t res, rank;
-    if (p < 0 || next[p] < 0) return;
-    rank = gpt2_pair_rank(t, sym[p], sym[next[p]], &res);
-    if (rank != INT32_MAX) gpt2_heap_push(h, hn, gpt2_cand_make(rank, p));
-}
-
-/* Long pre-token: symbols form a doubly linked list over the byte positions
- * (a merged symbol keeps its left position; the right one is unlinked and
- * marked -1). Stale heap entries are skipped on pop: an entry is current iff
- * the pair now at pos still has the entry's rank (ranks are unique per pair).
- * At most n-1 initial entries + 2 per merge (<= n-1 merges): heap <= 3n.
- * Returns -1 on allocation failure. */
-static int gpt2_bpe_long(const gpt2_tokenizer *t, const unsigned char *w, size_t n, gpt2_scratch *sc, gpt2_out *o) {
-    const size_t per = 3 * sizeof(gpt2_cand) + 3 * sizeof(int32_t);
-    size_t need, hn = 0, k;
-    int32_t *sym, *prev, *next, p, res = 0, rank;
-    gpt2_cand *h;
-
-    if (n > (size_t)INT32_MAX / 4 || n > SIZE_MAX / per) return -1; /* int32 positions */
-    need = n * per;
-    if (need > sc->cap) {
-        void *nb = realloc(sc->buf, need);
-        if (!nb) return -1;
-        sc->buf = nb;
-        sc->cap = need;
-    }
-    h = (gpt2_cand *)sc->buf; /* 8-byte keys first keeps both parts aligned */
-    sym = (int32_t *)(h + 3 * n);
-    prev = sym + n;
-    next = prev + n;
-    for (k = 0; k < n; k++) {
-        sym[k] = t->byte_id[w[k]];
-        prev[k] = (int32_t)k - 1;
-        next[k] = k + 1 < n ? (int32_t)k + 1 : -1;
-    }
-    /* Initial pairs, then heapify bottom-up in O(n). */
-    for (k = 0; k + 1 < n; k++) {
-        rank = gpt2_pair_rank(t, sym[k], sym[k + 1], &res);
-        if (rank != INT32_MAX) h[hn++] = gpt2_cand_make(rank, (int32_t)k);
-    }
-    for (k = hn / 2; k-- > 0;) gpt2_heap_sift_down(h, hn, k, h[k]);
-
-    while (hn > 0) {
-        gpt2_cand c = gpt2_heap_pop(h, &hn);
-        int32_t q;
-        p = (int32_t)(uint32_t)c;
-        rank = (int32_t)(c >> 32);
-        q = next[p];
-        if (sym[p] < 0 || q < 0 || gpt2_pair_rank(t, sym[p], sym[q], &res) != rank) continue; /* stale */
-        sym[p] = res;
-        sym[q] = -1;
-        next[p] = next[q];
-        if (next[q] >= 0) prev[next[q]] = p;
-        gpt2_push_pair(t, sym, next, prev[p], h, &hn);
-        gpt2_push_pair(t, sym, next, p, h, &hn);
-    }
-    for (p = 0; p >= 0; p = next[p]) gpt2_emit(o, sym[p]); /* position 0 never dies */
-    return 0;
-}
-
-/* Encode with an explicit short/long threshold (tests force the heap path
- * with short_max = 1). */
-static long gpt2_encode_with(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids,
-                             size_t short_max) {
-    const unsigned char *s = (const unsigned char *)text;
-    gpt2_out o;
-    gpt2_scratch sc = {NULL, 0};
-    size_t i = 0, e;
-
-    if (len > (size_t)LONG_MAX) return -1; /* ids <= bytes must fit a long */
-    o.ids = ids;
-    o.max = ids ? max_ids : 0;
-    o.count = 0;
-    if (short_max > GPT2_SHORT_MAX) short_max = GPT2_SHORT_MAX;
-    while (i < len) {
-        e = gpt2_pretoken_end(s, len, i);
-        if (e - i == 1)
-            gpt2_emit(&o, t->byte_id[s[i]]);
-        else if (e - i <= short_max)
-            gpt2_bpe_short(t, s + i, e - i, &o);
-        else if (gpt2_bpe_long(t, s + i, e - i, &sc, &o) < 0) {
-            free(sc.buf);
-            return -1;
-        }
-        i = e;
-    }
-    free(sc.buf);
-    return o.count;
-}
-
-/* Encode len bytes of text (no BOS/EOS). Stores the first max_ids ids and
- * returns the full count (retry with a bigger buffer if it exceeds max_ids),
- * or -1 on allocation failure. Thread-safe: t is only read. */
-static long gpt2_encode(const gpt2_tokenizer *t, const char *text, size_t len, int *ids, long max_ids) {
-    return gpt2_encode_with(t, text, len, ids, max_ids, GPT2_SHORT_MAX);
-}
-
-/* The GPT-2 tokenizer behind the common ts_tokenizer: pieces for decoding, ids for bytes. */
-static int ts_gpt2_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
-    char msg[256];
-    t->gpt2 = (gpt2_tokenizer *)calloc(1, sizeof(gpt2_tokenizer));
-    t->piece = (const char **)calloc((size_t)t->vocab_size, sizeof(char *));
-    t->piece_len = (int *)calloc((size_t)t->vocab_size, sizeof(int));
-    if (!t->gpt2 || !t->piece || !t->piece_len) return ts_fail(err, TS_E_NOMEM, "out of memory");
-    int rc = gpt2_load(t->gpt2, data, size, t->vocab_size, msg, sizeof msg);
-    if (rc) return ts_fail(err, rc == GPT2_ERR_NOMEM ? TS_E_NOMEM : TS_E_FORMAT, "%s", msg);
-    for (int id = 0; id < t->vocab_size; id++) {
-        int len = 0;
-        t->piece[id] = (const char *)gpt2_token_bytes(t->gpt2, id, &len);
-        t->piece_len[id] = len;
-    }
-    for (int b = 0; b < 256; b++) t->byte_token[b] = t->gpt2->byte_id[b];
+    for (int b = 0; b < 256; b++)
+        if (t->byte_token[b] < 0) return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "no one-byte token for the byte 0x%02x", b);
     return TS_OK;
 }
 
-static void ts_gpt2_free(ts_tokenizer *t) {
-    if (t->gpt2) gpt2_free(t->gpt2);
-    free(t->gpt2);
+/* The merge records at off, which must end the section. A repeated pair keeps its last
+ * rank, as Hugging Face's BPE does when it collects the merges into a map. */
+static int ts_gpt2_load_merges(ts_tokenizer *t, const unsigned char *sec, size_t size, size_t off, ts_error *err) {
+    if ((size - off) / 12 != (size_t)t->n_merges || (size - off) % 12 != 0)
+        return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "n_merges = %d, but %zu bytes of merge records (12 bytes each) follow the tokens",
+                       t->n_merges, size - off);
+    t->merge = (ts_merge *)malloc(((size_t)t->n_merges + 1) * sizeof(ts_merge));
+    if (!t->merge) return ts_fail(err, TS_E_NOMEM, TS_GPT2_ERR "out of memory for %d merges", t->n_merges);
+    int rc = ts_hash_alloc(&t->merges, (size_t)t->n_merges, err);
+    if (rc) return rc;
+    for (int i = 0; i < t->n_merges; i++, off += 12) {
+        int64_t l = ts_read_i32(sec + off), r = ts_read_i32(sec + off + 4), res = ts_read_i32(sec + off + 8), n = t->vocab_size;
+        if (l < 0 || l >= n || r < 0 || r >= n || res < 0 || res >= n)
+            return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "merge %d (%lld + %lld -> %lld) has an id outside 0..%d", i, (long long)l,
+                           (long long)r, (long long)res, t->vocab_size - 1);
+        const char *L = t->piece[l], *R = t->piece[r], *X = t->piece[res];
+        size_t nl = (size_t)t->piece_len[l], nr = (size_t)t->piece_len[r];
+        /* Non-empty parts make every merge strictly lengthen a symbol, which the merge
+         * loop relies on (a place's id never repeats). */
+        if (nl == 0 || nr == 0 || (size_t)t->piece_len[res] != nl + nr || memcmp(X, L, nl) != 0 || memcmp(X + nl, R, nr) != 0)
+            return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "merge %d: token %lld is not token %lld followed by token %lld (both non-empty)",
+                           i, (long long)res, (long long)l, (long long)r);
+        t->merge[i] = (ts_merge){(int32_t)l, (int32_t)r, (int32_t)res};
+        ts_pair_key key = {t, {(int32_t)l, (int32_t)r}};
+        size_t slot = ts_hash_find(&t->merges, ts_pair_hash(key.pair), ts_merge_match, &key);
+        if (slot == TS_HASH_FULL)
+            return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "merge %d: over %d merges share its hash slots (a file crafted to slow lookups?)",
+                           i, TS_MAX_PROBE);
+        t->merges.slot[slot] = i;
+    }
+    return TS_OK;
+}
+
+/* Loads from a section that outlives t (the pieces point into it). */
+static int ts_gpt2_init(ts_tokenizer *t, const unsigned char *data, size_t size, ts_error *err) {
+    if (size < 8) return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "the section of %zu bytes is too small", size);
+    int64_t nt = ts_read_i32(data), nm = ts_read_i32(data + 4);
+    if (nt != t->vocab_size)
+        return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "n_tokens = %lld differs from the model's vocab_size = %d", (long long)nt, t->vocab_size);
+    /* Each token record takes >= 4 bytes and each merge 12: bounds the counts by the size
+     * before anything is allocated. */
+    if (nt < 256 || (uint64_t)nt > (size - 8) / 4)
+        return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "n_tokens = %lld (must be 256 or more, 4 bytes each in %zu bytes)", (long long)nt,
+                       size);
+    if (nm < 0 || (uint64_t)nm > (size - 8) / 12)
+        return ts_fail(err, TS_E_FORMAT, TS_GPT2_ERR "n_merges = %lld (must be 0 or more, 12 bytes each in %zu bytes)", (long long)nm,
+                       size);
+    t->n_merges = (int)nm;
+    t->piece = (const char **)calloc((size_t)nt, sizeof(char *));
+    t->piece_len = (int *)calloc((size_t)nt, sizeof(int));
+    if (!t->piece || !t->piece_len) return ts_fail(err, TS_E_NOMEM, TS_GPT2_ERR "out of memory for %lld tokens", (long long)nt);
+    size_t off = 8;
+    int rc = ts_gpt2_load_tokens(t, data, size, &off, err);
+    return rc ? rc : ts_gpt2_load_merges(t, data, size, off, err);
+}
+
+/* Encodes len bytes of text (no BOS/EOS) into ids (room for len ids: a token is at least
+ * a byte); the number of ids, or -1 when out of memory. */
+static long ts_gpt2_encode(const ts_tokenizer *t, const char *text, size_t len, int *ids) {
+    const unsigned char *s = (const unsigned char *)text;
+    ts_bpe bpe = {0};
+    long n = 0;
+    for (size_t i = 0, end; i < len; i = end) {
+        end = ts_gpt2_pretoken_end(s, len, i);
+        if (ts_bpe_reserve(&bpe, end - i)) {
+            free(bpe.buf);
+            return -1;
+        }
+        for (size_t k = i; k < end; k++) bpe.id[k - i] = t->byte_token[s[k]];
+        ts_bpe_merge(ts_gpt2_priority, t, &bpe, 0, (int32_t)(end - i));
+        for (int32_t p = 0; p >= 0; p = bpe.next[p]) ids[n++] = bpe.id[p]; /* place 0 is never merged away */
+    }
+    free(bpe.buf);
+    return n;
 }
 
 static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *data, size_t size, const ts_config *c, ts_error *err) {
@@ -2851,13 +2634,14 @@ static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *dat
 }
 
 static void ts_tokenizer_free(ts_tokenizer *t) {
-    if (t->kind == TS_TOK_GPT2) ts_gpt2_free(t);
     free(t->piece);
     free(t->piece_len);
     free(t->score);
     free(t->byte_value);
-    free(t->hash);
+    free(t->pieces.slot);
     free(t->pair_seen);
+    free(t->merge);
+    free(t->merges.slot);
     free(t->owned);
     memset(t, 0, sizeof *t);
 }
@@ -3350,7 +3134,7 @@ int ts_encode(const ts_model *m, const char *text, size_t len, int add_bos, int 
     if (t->kind == TS_TOK_SENTENCEPIECE) n = ts_sentencepiece_encode(t, text, len, add_bos, buf);
     else {
         if (add_bos && t->bos_id >= 0) buf[n++] = t->bos_id;
-        long k = gpt2_encode(t->gpt2, text, len, buf + n, (long)len + 1);
+        long k = ts_gpt2_encode(t, text, len, buf + n);
         n = k < 0 ? -1 : n + k;
     }
     if (n < 0) {
@@ -3688,17 +3472,6 @@ static int ts_stdout_failed(void) {
  * expected next. --viz FILE.html: one page of the story, every head's attention and each
  * token's candidates (inline SVG and CSS, nothing fetched).
  * ========================================================================== */
-/* The length of the valid UTF-8 character at p (n bytes left), or 0 if it is not one. */
-static int ts_utf8_len(const unsigned char *p, size_t n) {
-    int len = p[0] < 0x80 ? 1 : p[0] < 0xC2 ? 0 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : p[0] < 0xF5 ? 4 : 0;
-    if (len == 0 || (size_t)len > n) return 0;
-    for (int i = 1; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) || /* overlong, surrogate */
-        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))  /* overlong, > U+10FFFF */
-        return 0;
-    return len;
-}
 
 /* The bytes a token stands for, to show: a byte token's byte, BOS/EOS without the newlines
  * around them in llama2.c's tokenizer.bin ("\n<s>\n"). */
@@ -3726,7 +3499,8 @@ static int ts_escape(char *out, size_t cap, const char *text, size_t n, int html
     for (size_t i = 0; i < n;) {
         char buf[16];
         const char *rep = buf;
-        int len = ts_utf8_len(p + i, n - i), width = 1;
+        uint32_t cp;
+        int len = ts_utf8_decode(p + i, n - i, &cp), width = 1;
         if (len == 1 && p[i] >= 0x20 && p[i] != 0x7F) {
             buf[0] = (char)p[i], buf[1] = '\0';
             if (html && p[i] == '<') rep = "&lt;";
@@ -4385,7 +4159,7 @@ static const char *ts_viz_css(void) {
 /* Generated by gen_unicode_tables.py from
  * DerivedGeneralCategory-16.0.0-LN.txt. Do not edit by hand. */
 /* \p{L}: Lu Ll Lt Lm Lo: 677 ranges */
-static const gpt2_range gpt2_letter_ranges[677] = {
+static const ts_gpt2_range ts_gpt2_letter_ranges[677] = {
     {0x41,0x5A}, {0x61,0x7A}, {0xAA,0xAA}, {0xB5,0xB5}, {0xBA,0xBA},
     {0xC0,0xD6}, {0xD8,0xF6}, {0xF8,0x2C1}, {0x2C6,0x2D1}, {0x2E0,0x2E4},
     {0x2EC,0x2EC}, {0x2EE,0x2EE}, {0x370,0x374}, {0x376,0x377}, {0x37A,0x37D},
@@ -4550,7 +4324,7 @@ static const gpt2_range gpt2_letter_ranges[677] = {
     {0x30000,0x3134A}, {0x31350,0x323AF},
 };
 /* \p{N}: Nd Nl No: 144 ranges */
-static const gpt2_range gpt2_number_ranges[144] = {
+static const ts_gpt2_range ts_gpt2_number_ranges[144] = {
     {0x30,0x39}, {0xB2,0xB3}, {0xB9,0xB9}, {0xBC,0xBE}, {0x660,0x669},
     {0x6F0,0x6F9}, {0x7C0,0x7C9}, {0x966,0x96F}, {0x9E6,0x9EF}, {0x9F4,0x9F9},
     {0xA66,0xA6F}, {0xAE6,0xAEF}, {0xB66,0xB6F}, {0xB72,0xB77}, {0xBE6,0xBF2},

@@ -35,53 +35,10 @@
  * A tiny test framework
  * ========================================================================== */
 
-static int n_pass, n_fail, n_skip;
+#include "tests/check.h"
 
-static void check(int ok, const char *file, int line, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static void check(int ok, const char *file, int line, const char *fmt, ...) {
-    if (ok) {
-        n_pass++;
-        return;
-    }
-    n_fail++;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s:%d: ", file, line);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
-
-#define CHECK(cond) check(!!(cond), __FILE__, __LINE__, "%s", #cond)
-#define CHECK_MSG(cond, ...) check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define CHECK_INT(got, want)                                                                          \
-    do {                                                                                              \
-        long long g_ = (long long)(got), w_ = (long long)(want);                                      \
-        check(g_ == w_, __FILE__, __LINE__, "%s: expected %lld, got %lld", #got, w_, g_);             \
-    } while (0)
-#define CHECK_NEAR(got, want, tol)                                                                    \
-    do {                                                                                              \
-        double g_ = (got), w_ = (want), t_ = (tol);                                                   \
-        check(fabs(g_ - w_) <= t_, __FILE__, __LINE__, "%s: expected %.9g (within %g), got %.9g",     \
-              #got, w_, t_, g_);                                                                      \
-    } while (0)
-/* an error measure (max difference ...) that must stay within a bound; NaN fails */
-#define CHECK_LE(got, bound)                                                                          \
-    do {                                                                                              \
-        double g_ = (got), b_ = (bound);                                                              \
-        check(g_ <= b_, __FILE__, __LINE__, "%s: expected <= %g, got %.9g", #got, b_, g_);            \
-    } while (0)
 #define CHECK_BYTES(got, got_len, want, want_len) \
     check_bytes(__FILE__, __LINE__, #got, (const char *)(got), (got_len), (const char *)(want), (want_len))
-/* a library call that must fail with a non-zero code and a message naming the problem */
-#define CHECK_FAILS(rc, err, word)                                                                    \
-    check((rc) != 0 && strstr((err).msg, (word)) != NULL, __FILE__, __LINE__,                        \
-          "%s: expected an error mentioning \"%s\", got rc %d \"%s\"", #rc, (word), (rc), (err).msg)
-
 /* Text for a one-line message: control bytes escaped, at most max bytes shown. Four
  * rotating buffers, so one message may show up to four texts. */
 static const char *oneline(const char *s, size_t len, size_t max) {
@@ -1193,8 +1150,30 @@ static int ref_byte_token(const ref_vocab *v, unsigned char byte) {
     return ref_lookup(v, name, 6);
 }
 
+/* The length of the well-formed UTF-8 sequence at s (n bytes there), or 0: Unicode's table
+ * of well-formed byte sequences (The Unicode Standard, table 3-7), row by row. */
+static size_t ref_utf8_len(const unsigned char *s, size_t n) {
+    static const struct { unsigned char lo[4], hi[4]; size_t len; } row[] = {
+        {{0x00}, {0x7F}, 1},
+        {{0xC2, 0x80}, {0xDF, 0xBF}, 2},
+        {{0xE0, 0xA0, 0x80}, {0xE0, 0xBF, 0xBF}, 3},
+        {{0xE1, 0x80, 0x80}, {0xEC, 0xBF, 0xBF}, 3},
+        {{0xED, 0x80, 0x80}, {0xED, 0x9F, 0xBF}, 3},
+        {{0xEE, 0x80, 0x80}, {0xEF, 0xBF, 0xBF}, 3},
+        {{0xF0, 0x90, 0x80, 0x80}, {0xF0, 0xBF, 0xBF, 0xBF}, 4},
+        {{0xF1, 0x80, 0x80, 0x80}, {0xF3, 0xBF, 0xBF, 0xBF}, 4},
+        {{0xF4, 0x80, 0x80, 0x80}, {0xF4, 0x8F, 0xBF, 0xBF}, 4},
+    };
+    for (size_t r = 0; r < sizeof row / sizeof row[0]; r++) {
+        size_t k = 0;
+        while (k < row[r].len && k < n && s[k] >= row[r].lo[k] && s[k] <= row[r].hi[k]) k++;
+        if (k == row[r].len) return k;
+    }
+    return 0;
+}
+
 /* llama2.c's encode, straightforwardly: a " " prefix, one symbol per UTF-8 character
- * (or its <0xXX> bytes), then repeatedly merge the adjacent pair whose concatenation
+ * (or its <0xXX> bytes; a byte of no valid character is a symbol of its own), then repeatedly merge the adjacent pair whose concatenation
  * is the best-scoring token, leftmost first. Quadratic; pair ids are cached so 20 KB
  * takes a fraction of a second. Returns the count (no BOS). */
 static int ref_encode(const ref_vocab *v, const char *text, size_t len, int *out) {
@@ -1202,8 +1181,8 @@ static int ref_encode(const ref_vocab *v, const char *text, size_t len, int *out
     int *sym = (int *)malloc((len + 1) * sizeof(int)), *pair = (int *)malloc((len + 1) * sizeof(int)), n = 0;
     sym[n++] = ref_lookup(v, " ", 1);
     for (size_t i = 0; i < len;) {
-        size_t j = i + 1;
-        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
+        size_t char_len = ref_utf8_len((const unsigned char *)text + i, len - i);
+        size_t j = i + (char_len ? char_len : 1);
         int id = ref_lookup(v, text + i, (int)(j - i));
         if (id >= 0) sym[n++] = id;
         else
@@ -1341,6 +1320,12 @@ static void test_tokenizer_llama2(void) {
     CHECK(back != NULL);
     if (back) CHECK_BYTES(back, len, " a\x80z\xf0\x9f\xa6", (size_t)7);
     free(back);
+
+    /* a valid character before a stray continuation byte stays one symbol: " a" (merged)
+     * then <0x80> (llama2.c would group "a\x80" and fall back to two bytes) */
+    rc = ts_encode(m, "a\x80", 2, 0, ids, 4096, &n, &err);
+    CHECK(ref_lookup(&v, " a", 2) >= 0);
+    CHECK(rc == 0 && n == 2 && ids[0] == ref_lookup(&v, " a", 2) && ids[1] == 0x80 + 3);
 
     /* decode: no space after BOS, <0x0A> is a newline, unprintable bytes dropped */
     int once = ref_lookup(&v, " Once", 5);
@@ -2126,7 +2111,7 @@ static void check_pretokens(int line, const char *text, const char *const *want,
     int k = 0, ok = 1;
     char got[512] = "";
     while (i < n && k < 64) {
-        size_t e = gpt2_pretoken_end(s, n, i);
+        size_t e = ts_gpt2_pretoken_end(s, n, i);
         if (e <= i || e > n) { ok = 0; break; }
         if (k >= n_want || strlen(want[k]) != e - i || memcmp(want[k], text + i, e - i) != 0) ok = 0;
         size_t used = strlen(got);
@@ -2140,6 +2125,37 @@ static void check_pretokens(int line, const char *text, const char *const *want,
         static const char *const want_[] = {__VA_ARGS__};                                             \
         check_pretokens(__LINE__, (text), want_, (int)(sizeof want_ / sizeof want_[0]));              \
     } while (0)
+
+/* ts_utf8_decode against Unicode's table of well-formed sequences: every first and second
+ * byte, with third and fourth bytes at and past the continuation range's ends, at every
+ * length of text; the code points of the boundary characters. */
+static void test_utf8_decode(void) {
+    static const unsigned char tails[] = {0x7F, 0x80, 0xBF, 0xC0};
+    long mismatches = 0, valid = 0;
+    for (int b0 = 0; b0 < 256; b0++)
+        for (int b1 = 0; b1 < 256; b1++)
+            for (int t2 = 0; t2 < 4; t2++)
+                for (int t3 = 0; t3 < 4; t3++) {
+                    unsigned char s[4] = {(unsigned char)b0, (unsigned char)b1, tails[t2], tails[t3]};
+                    for (size_t n = 1; n <= 4; n++) {
+                        uint32_t cp = 0;
+                        size_t got = (size_t)ts_utf8_decode(s, n, &cp), want = ref_utf8_len(s, n);
+                        mismatches += got != want;
+                        valid += want > 0;
+                    }
+                }
+    CHECK_MSG(mismatches == 0 && valid > 0, "%ld of the lengths differ from table 3-7 (%ld valid)", mismatches, valid);
+    struct { const char *s; uint32_t cp; } chars[] = {
+        {"A", 0x41}, {"\x7F", 0x7F}, {"\xC2\x80", 0x80}, {"\xC3\xA9", 0xE9}, {"\xDF\xBF", 0x7FF}, {"\xE0\xA0\x80", 0x800},
+        {"\xED\x9F\xBF", 0xD7FF}, {"\xEE\x80\x80", 0xE000}, {"\xEF\xBF\xBF", 0xFFFF}, {"\xF0\x90\x80\x80", 0x10000},
+        {"\xF0\x9F\x99\x82", 0x1F642}, {"\xF4\x8F\xBF\xBF", 0x10FFFF},
+    };
+    for (size_t i = 0; i < sizeof chars / sizeof chars[0]; i++) {
+        uint32_t cp = 0;
+        int len = ts_utf8_decode((const unsigned char *)chars[i].s, strlen(chars[i].s), &cp);
+        CHECK_MSG(len == (int)strlen(chars[i].s) && cp == chars[i].cp, "character %zu: length %d, U+%04X", i, len, (unsigned)cp);
+    }
+}
 
 static void test_gpt2_pretokenizer(void) {
     /* the seven contractions, case-sensitive as in GPT-2 */
@@ -2184,11 +2200,9 @@ int main(void) {
     test_forward_reference();
     test_bad_tsmf();
     test_tokenizer_llama2();
+    test_utf8_decode();
     test_gpt2_pretokenizer();
     test_loaders_shared();
     test_end_to_end();
-    printf("%d passed, %d failed", n_pass, n_fail);
-    if (n_skip) printf(", %d skipped", n_skip);
-    printf("\n");
-    return n_fail ? 1 : 0;
+    return check_summary("test_all");
 }

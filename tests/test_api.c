@@ -15,24 +15,15 @@
 
 #include <pthread.h>
 
-static int checks, failures, skips;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        checks++;                                                \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);          \
-            printf(__VA_ARGS__);                                 \
-            printf("\n");                                        \
-        }                                                        \
-    } while (0)
+#include "check.h"
+
 /* an API call that must fail with `code`, a message, and the error struct saying the same */
 #define CHECK_ERR(call, want)                                                                          \
     do {                                                                                               \
         ts_error e_ = {0, ""};                                                                         \
         ts_error *err = &e_;                                                                           \
         int rc_ = (call);                                                                              \
-        CHECK(rc_ == (want) && e_.code == (want) && e_.msg[0] != '\0', "%s: rc %d code %d msg '%s', expected %d", #call, \
+        CHECK_MSG(rc_ == (want) && e_.code == (want) && e_.msg[0] != '\0', "%s: rc %d code %d msg '%s', expected %d", #call, \
               rc_, e_.code, e_.msg, (want));                                                           \
     } while (0)
 
@@ -55,7 +46,7 @@ static void *read_file(const char *path, size_t *size) {
 
 static int skip(const char *what) {
     printf("SKIP %s: no %s (set SHARED to the shared test data)\n", what, model_path);
-    skips++;
+    n_skip++;
     return 1;
 }
 
@@ -65,12 +56,12 @@ static void test_errors_without_model(void) {
     ts_model *m = (ts_model *)&m; /* set to NULL by the failing call */
     ts_session *s = NULL;
     CHECK_ERR(ts_model_load(&m, "/nonexistent/model.bin", NULL, err), TS_E_IO);
-    CHECK(m == NULL, "failed load leaves *out NULL");
+    CHECK_MSG(m == NULL, "failed load leaves *out NULL");
     CHECK_ERR(ts_model_load(NULL, "x", NULL, err), TS_E_ARG);
     CHECK_ERR(ts_model_load(&m, NULL, NULL, err), TS_E_ARG);
     {
         ts_error e = {0, ""};
-        CHECK(ts_model_load(&m, "/", NULL, &e) < 0 && e.msg[0], "a directory is no model: %s", e.msg);
+        CHECK_MSG(ts_model_load(&m, "/", NULL, &e) < 0 && e.msg[0], "a directory is no model: %s", e.msg);
     }
     CHECK_ERR(ts_model_load_memory(&m, NULL, 100, NULL, 0, err), TS_E_ARG);
     CHECK_ERR(ts_model_load_memory(NULL, "x", 1, NULL, 0, err), TS_E_ARG);
@@ -95,11 +86,11 @@ static void test_errors_without_model(void) {
     CHECK_ERR(ts_perplexity(NULL, "x", 1, &nt, &nll, NULL, NULL, err), TS_E_ARG);
     CHECK_ERR(ts_session_record_attention(NULL, 4, err), TS_E_ARG);
     size_t len = 99;
-    CHECK(ts_decode(NULL, 0, 0, &len)[0] == '\0' && len == 0, "ts_decode without a model gives \"\"");
-    CHECK(ts_token_bytes(NULL, 0, &len) == NULL, "ts_token_bytes without a model gives NULL");
-    CHECK(ts_model_config(NULL) == NULL && ts_model_file_size(NULL) == 0 && ts_session_max_positions(NULL) == 0, "NULL getters");
-    CHECK(ts_session_attention(NULL, &n) == NULL && n == 0, "no attention without a session");
-    CHECK(ts_top_k(NULL, 4, 2, ids, NULL) == 0 && ts_top_k(logits, 4, 0, ids, NULL) == 0, "ts_top_k refuses nothing to do");
+    CHECK_MSG(ts_decode(NULL, 0, 0, &len)[0] == '\0' && len == 0, "ts_decode without a model gives \"\"");
+    CHECK_MSG(ts_token_bytes(NULL, 0, &len) == NULL, "ts_token_bytes without a model gives NULL");
+    CHECK_MSG(ts_model_config(NULL) == NULL && ts_model_file_size(NULL) == 0 && ts_session_max_positions(NULL) == 0, "NULL getters");
+    CHECK_MSG(ts_session_attention(NULL, &n) == NULL && n == 0, "no attention without a session");
+    CHECK_MSG(ts_top_k(NULL, 4, 2, ids, NULL) == 0 && ts_top_k(logits, 4, 0, ids, NULL) == 0, "ts_top_k refuses nothing to do");
     ts_model_free(NULL);
     ts_session_free(NULL);
 }
@@ -119,13 +110,13 @@ static void test_errors_with_model(void) {
     CHECK_ERR(ts_model_load_memory(&m, file, size, "abc", 3, err), TS_E_FORMAT);  /* tokenizer of 3 bytes */
     munmap(file, size);
     if (ts_model_load(&m, model_path, tok_path, &e)) {
-        CHECK(0, "load: %s", e.msg);
+        CHECK_MSG(0, "load: %s", e.msg);
         return;
     }
     const ts_config *c = ts_model_config(m);
-    CHECK(ts_session_new(&s, m, c->seq_len + 1, &e) == 0 && ts_session_max_positions(s) == c->seq_len, "capped at seq_len");
+    CHECK_MSG(ts_session_new(&s, m, c->seq_len + 1, &e) == 0 && ts_session_max_positions(s) == c->seq_len, "capped at seq_len");
     ts_session_free(s);
-    CHECK(ts_session_new(&s, m, 16, &e) == 0 && ts_session_max_positions(s) == 16, "session of 16: %s", e.msg);
+    CHECK_MSG(ts_session_new(&s, m, 16, &e) == 0 && ts_session_max_positions(s) == 16, "session of 16: %s", e.msg);
     int ids[40] = {1, 2, 3}, bad = c->vocab_size, neg = -1, n = 0;
     float *out = (float *)malloc(sizeof(float) * (size_t)c->vocab_size * 40);
     CHECK_ERR(ts_forward(s, ids, 0, 0, err) ? 0 : e_.code, TS_E_ARG);
@@ -138,13 +129,13 @@ static void test_errors_with_model(void) {
     CHECK_ERR(ts_forward(s, ids, 17, 0, err) ? 0 : e_.code, TS_E_RANGE);
     CHECK_ERR(ts_forward_all(s, ids, 3, 0, NULL, err), TS_E_ARG);
     CHECK_ERR(ts_forward_all(s, ids, 3, 14, out, err), TS_E_RANGE);
-    CHECK(ts_forward(s, ids, 1, 15, &e) != NULL, "the last position runs: %s", e.msg);
+    CHECK_MSG(ts_forward(s, ids, 1, 15, &e) != NULL, "the last position runs: %s", e.msg);
     CHECK_ERR(ts_encode(m, NULL, 5, 1, ids, 40, &n, err), TS_E_ARG);
     CHECK_ERR(ts_encode(m, "abc", 3, 1, ids, -1, &n, err), TS_E_ARG);
     CHECK_ERR(ts_encode(m, "abc", 3, 1, NULL, 5, &n, err), TS_E_ARG);
     CHECK_ERR(ts_encode(m, "abc", 3, 1, ids, 40, NULL, err), TS_E_ARG);
-    CHECK(ts_encode(m, "abc", 3, 1, NULL, 0, &n, &e) == 0 && n >= 2, "counting without room: %d %s", n, e.msg);
-    CHECK(ts_encode(m, NULL, 0, 1, ids, 40, &n, &e) == 0 && n == 1 && ids[0] == c->bos_id, "NULL empty text is BOS alone");
+    CHECK_MSG(ts_encode(m, "abc", 3, 1, NULL, 0, &n, &e) == 0 && n >= 2, "counting without room: %d %s", n, e.msg);
+    CHECK_MSG(ts_encode(m, NULL, 0, 1, ids, 40, &n, &e) == 0 && n == 1 && ids[0] == c->bos_id, "NULL empty text is BOS alone");
     float *logits = ts_forward(s, ids, 1, 0, &e);
     float inf = INFINITY, nan = NAN;
     CHECK_ERR(ts_sample(s, logits, -1.0f, 0.9f, err), TS_E_ARG);
@@ -155,7 +146,7 @@ static void test_errors_with_model(void) {
     CHECK_ERR(ts_sample(s, logits, 1.0f, nan, err), TS_E_ARG);
     CHECK_ERR(ts_sample(s, NULL, 1.0f, 0.9f, err), TS_E_ARG);
     int tok = ts_sample(s, logits, 0.7f, 0.9f, &e);
-    CHECK(tok >= 0 && tok < c->vocab_size, "a good sample: %d", tok);
+    CHECK_MSG(tok >= 0 && tok < c->vocab_size, "a good sample: %d", tok);
     ts_generate_opts o = {0.0f, 0.9f, 1, 0, NULL};
     CHECK_ERR(ts_generate(s, "x", NULL, NULL, NULL, NULL, err), TS_E_ARG);
     o.temperature = -2.0f;
@@ -177,20 +168,20 @@ static void test_errors_with_model(void) {
     CHECK_ERR(ts_session_record_attention(s, -1, err), TS_E_RANGE);
     CHECK_ERR(ts_session_record_attention(s, 17, err), TS_E_RANGE);
     size_t len = 5;
-    CHECK(ts_decode(m, 1, c->vocab_size, &len)[0] == '\0' && len == 0, "decode of an id out of range is empty");
-    CHECK(ts_decode(m, 1, -3, NULL)[0] == '\0', "decode tolerates len NULL");
-    CHECK(ts_token_bytes(m, -1, &len) == NULL && ts_token_bytes(m, c->vocab_size, &len) == NULL, "token bytes out of range");
+    CHECK_MSG(ts_decode(m, 1, c->vocab_size, &len)[0] == '\0' && len == 0, "decode of an id out of range is empty");
+    CHECK_MSG(ts_decode(m, 1, -3, NULL)[0] == '\0', "decode tolerates len NULL");
+    CHECK_MSG(ts_token_bytes(m, -1, &len) == NULL && ts_token_bytes(m, c->vocab_size, &len) == NULL, "token bytes out of range");
 
     /* a model without tokenizer: ids work, text does not */
-    CHECK(ts_model_load(&bare, model_path, NULL, &e) == 0, "load without tokenizer: %s", e.msg);
+    CHECK_MSG(ts_model_load(&bare, model_path, NULL, &e) == 0, "load without tokenizer: %s", e.msg);
     if (bare) {
         ts_session *bs = NULL;
         ts_session_new(&bs, bare, 8, &e);
-        CHECK(ts_forward(bs, ids, 1, 0, &e) != NULL, "ids run without a tokenizer");
+        CHECK_MSG(ts_forward(bs, ids, 1, 0, &e) != NULL, "ids run without a tokenizer");
         CHECK_ERR(ts_encode(bare, "abc", 3, 1, ids, 40, &n, err), TS_E_ARG);
         CHECK_ERR(ts_generate(bs, "abc", &o, NULL, NULL, NULL, err), TS_E_ARG);
         CHECK_ERR(ts_perplexity(bs, "abc", 3, &nt, &nll, NULL, NULL, err), TS_E_ARG);
-        CHECK(ts_token_bytes(bare, 5, &len) == NULL && ts_decode(bare, 1, 5, &len)[0] == '\0', "no pieces without a tokenizer");
+        CHECK_MSG(ts_token_bytes(bare, 5, &len) == NULL && ts_decode(bare, 1, 5, &len)[0] == '\0', "no pieces without a tokenizer");
         ts_session_free(bs);
         ts_model_free(bare);
     }
@@ -236,10 +227,10 @@ static void test_threads(void) {
     void *file = read_file(model_path, &size), *tok = read_file(tok_path, &tok_size);
     ts_model *m = NULL;
     ts_error e = {0, ""};
-    CHECK(file && tok && ts_model_load_memory(&m, file, size, tok, tok_size, &e) == 0, "load from memory: %s", e.msg);
+    CHECK_MSG(file && tok && ts_model_load_memory(&m, file, size, tok, tok_size, &e) == 0, "load from memory: %s", e.msg);
     if (!m) return;
     /* from here on any write into the model's or the tokenizer's bytes would crash */
-    CHECK(mprotect(file, size, PROT_READ) == 0 && mprotect(tok, tok_size, PROT_READ) == 0, "mprotect");
+    CHECK_MSG(mprotect(file, size, PROT_READ) == 0 && mprotect(tok, tok_size, PROT_READ) == 0, "mprotect");
     static story_job one[2], both[2];
     for (int i = 0; i < 2; i++) {
         one[i].m = both[i].m = m;
@@ -250,11 +241,11 @@ static void test_threads(void) {
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, story_thread, &both[i]);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < 2; i++) {
-        CHECK(one[i].rc == 0 && both[i].rc == 0, "thread %d ran", i);
-        CHECK(one[i].n > 300 && one[i].n == both[i].n && !memcmp(one[i].tokens, both[i].tokens, sizeof(int) * (size_t)one[i].n),
+        CHECK_MSG(one[i].rc == 0 && both[i].rc == 0, "thread %d ran", i);
+        CHECK_MSG(one[i].n > 300 && one[i].n == both[i].n && !memcmp(one[i].tokens, both[i].tokens, sizeof(int) * (size_t)one[i].n),
               "thread %d: %d tokens on a thread of its own = %d alone, the same ids", i, both[i].n, one[i].n);
     }
-    CHECK(one[0].n != one[1].n || memcmp(one[0].tokens, one[1].tokens, sizeof(int) * (size_t)one[0].n),
+    CHECK_MSG(one[0].n != one[1].n || memcmp(one[0].tokens, one[1].tokens, sizeof(int) * (size_t)one[0].n),
           "different seeds give different stories (the comparison can fail)");
     ts_model_free(m);
     munmap(file, size), munmap(tok, tok_size);
@@ -287,7 +278,7 @@ static void test_generate_callbacks(void) {
     static cb_state st = {0, 5, -1, -1, {0}, {0}};
     ts_generate_opts o = {0.0f, 0.9f, 1, 100, NULL};
     ts_generate_stats stats;
-    CHECK(ts_generate(s, "Once upon a time", &o, count_pieces, &st, &stats, &e) == 0 && st.n == 5,
+    CHECK_MSG(ts_generate(s, "Once upon a time", &o, count_pieces, &st, &stats, &e) == 0 && st.n == 5,
           "the callback stops generation after 5 pieces: %d (%s)", st.n, e.msg);
     /* the prompt "Once upon a time" is 5 tokens: greedy, its next token is "," */
     int ids[8], n;
@@ -296,12 +287,12 @@ static void test_generate_callbacks(void) {
     int greedy = -1;
     ts_top_k(logits, ts_model_config(m)->vocab_size, 1, &greedy, NULL);
     st.n = 0, st.stop_after = 1000, st.ban = greedy, o.steps = n, o.on_logits = ban_token; /* one token sampled */
-    CHECK(ts_generate(s, "Once upon a time", &o, count_pieces, &st, NULL, &e) == 0 && st.n == n, "ran: %d pieces %s", st.n, e.msg);
-    CHECK(st.first_pos == n - 1, "on_logits first sees the prompt's last position: %d", st.first_pos);
+    CHECK_MSG(ts_generate(s, "Once upon a time", &o, count_pieces, &st, NULL, &e) == 0 && st.n == n, "ran: %d pieces %s", st.n, e.msg);
+    CHECK_MSG(st.first_pos == n - 1, "on_logits first sees the prompt's last position: %d", st.first_pos);
     ts_encode(m, "Once upon a time", 16, 1, ids, 8, &n, &e);
     logits = ts_forward(s, ids, n, 0, &e);
-    CHECK(!memcmp(st.first_logits, logits, sizeof st.first_logits), "on_logits gets the logits ts_forward gives");
-    CHECK(st.tokens[n - 1] != greedy && greedy >= 0, "a banned token is never sampled (%d)", greedy);
+    CHECK_MSG(!memcmp(st.first_logits, logits, sizeof st.first_logits), "on_logits gets the logits ts_forward gives");
+    CHECK_MSG(st.tokens[n - 1] != greedy && greedy >= 0, "a banned token is never sampled (%d)", greedy);
     ts_session_free(s);
     ts_model_free(m);
 }
@@ -360,22 +351,22 @@ static void check_blocks(const ts_model *m, const char *what, int n, int expect_
     ts_session *a = NULL, *b = NULL;
     ts_error e = {0, ""};
     ts_session_new(&a, m, n, &e), ts_session_new(&b, m, n, &e);
-    CHECK(ts_session_record_attention(a, n, &e) == 0 && ts_session_record_attention(b, n, &e) == 0, "record: %s", e.msg);
+    CHECK_MSG(ts_session_record_attention(a, n, &e) == 0 && ts_session_record_attention(b, n, &e) == 0, "record: %s", e.msg);
     int *ids = (int *)malloc(sizeof(int) * (size_t)n), V = c->vocab_size;
     unsigned long long rng = 99;
     for (int i = 0; i < n; i++) ids[i] = (int)(ts_random_u32(&rng) % (unsigned)V);
     float *all = (float *)malloc(sizeof(float) * (size_t)n * V);
-    CHECK(ts_forward_all(a, ids, n, 0, all, &e) == 0, "forward_all: %s", e.msg);
+    CHECK_MSG(ts_forward_all(a, ids, n, 0, all, &e) == 0, "forward_all: %s", e.msg);
     long differ = 0;
     for (int i = 0; i < n; i++) {
         float *l = ts_forward(b, ids + i, 1, i, &e);
         differ += memcmp(l, all + (size_t)i * V, sizeof(float) * (size_t)V) != 0;
     }
-    CHECK(differ == 0, "%s: %ld of %d positions' logits differ between a block and one token at a time", what, differ, n);
+    CHECK_MSG(differ == 0, "%s: %ld of %d positions' logits differ between a block and one token at a time", what, differ, n);
     int ra, rb;
     const float *wa = ts_session_attention(a, &ra), *wb = ts_session_attention(b, &rb);
     size_t count = (size_t)c->n_layers * c->n_heads * n * n;
-    CHECK(ra == n && rb == n && wa && wb && !memcmp(wa, wb, count * sizeof(float)), "%s: recorded attention is the same bits", what);
+    CHECK_MSG(ra == n && rb == n && wa && wb && !memcmp(wa, wb, count * sizeof(float)), "%s: recorded attention is the same bits", what);
     /* each row: sums to 1 over keys it can see, 0 elsewhere */
     double worst = 0;
     long outside = 0, inside_window = 0;
@@ -391,10 +382,10 @@ static void check_blocks(const ts_model *m, const char *what, int n, int expect_
                 }
                 worst = fabs(sum - 1.0) > worst ? fabs(sum - 1.0) : worst;
             }
-    CHECK(worst < 1e-5 && outside == 0, "%s: rows sum to 1 (worst %g), nothing outside (%ld)", what, worst, outside);
-    CHECK(!expect_window || inside_window > 0, "%s: the local layer was seen", what);
+    CHECK_MSG(worst < 1e-5 && outside == 0, "%s: rows sum to 1 (worst %g), nothing outside (%ld)", what, worst, outside);
+    CHECK_MSG(!expect_window || inside_window > 0, "%s: the local layer was seen", what);
     /* recording off frees it */
-    CHECK(ts_session_record_attention(a, 0, &e) == 0 && ts_session_attention(a, &ra) == NULL && ra == 0, "recording off");
+    CHECK_MSG(ts_session_record_attention(a, 0, &e) == 0 && ts_session_attention(a, &ra) == NULL && ra == 0, "recording off");
     free(ids), free(all);
     ts_session_free(a), ts_session_free(b);
 }
@@ -404,7 +395,7 @@ static void test_blocks(void) {
     unsigned char *neo = tiny_neo(&size);
     ts_model *m = NULL;
     ts_error e = {0, ""};
-    CHECK(ts_model_load_memory(&m, neo, size, NULL, 0, &e) == 0, "tiny GPT-Neo: %s", e.msg);
+    CHECK_MSG(ts_model_load_memory(&m, neo, size, NULL, 0, &e) == 0, "tiny GPT-Neo: %s", e.msg);
     if (m) check_blocks(m, "GPT-Neo, window 5", 40, 1);
     ts_model_free(m);
     ts_aligned_free(neo);
@@ -445,7 +436,7 @@ static void test_perplexity(void) {
     char *text = (char *)read_file(text_path, &size);
     if (!text) {
         printf("SKIP perplexity: no %s\n", text_path);
-        skips++;
+        n_skip++;
         return;
     }
     ts_model *m = NULL;
@@ -460,10 +451,10 @@ static void test_perplexity(void) {
         ts_session_new(&s, m, chunk_lens[i], &e);
         long n_tokens, predicted;
         double loss, expect = plain_loss(m, ids, n, chunk_lens[i], &predicted);
-        CHECK(ts_perplexity(s, text, len, &n_tokens, &loss, NULL, NULL, &e) == 0, "perplexity: %s", e.msg);
-        CHECK(n_tokens == n && predicted == n - (n + chunk_lens[i] - 1) / chunk_lens[i], "token counts %ld %d", n_tokens, n);
-        CHECK(fabs(loss - expect) < 1e-6, "chunks of %d: ts_perplexity %.9f, token by token %.9f", chunk_lens[i], loss, expect);
-        CHECK(loss > 0.5 && loss < 3.0, "a loss of %f nats per token is plausible", loss);
+        CHECK_MSG(ts_perplexity(s, text, len, &n_tokens, &loss, NULL, NULL, &e) == 0, "perplexity: %s", e.msg);
+        CHECK_MSG(n_tokens == n && predicted == n - (n + chunk_lens[i] - 1) / chunk_lens[i], "token counts %ld %d", n_tokens, n);
+        CHECK_MSG(fabs(loss - expect) < 1e-6, "chunks of %d: ts_perplexity %.9f, token by token %.9f", chunk_lens[i], loss, expect);
+        CHECK_MSG(loss > 0.5 && loss < 3.0, "a loss of %f nats per token is plausible", loss);
         ts_session_free(s);
     }
     free(ids);
@@ -487,28 +478,28 @@ static void check_tiny_temperatures(const char *name, const char *path, const ch
     ts_session *s = NULL;
     ts_error e = {0, ""};
     if (ts_model_load(&m, path, tok, &e) || ts_session_new(&s, m, 64, &e)) {
-        CHECK(0, "%s: %s", name, e.msg);
+        CHECK_MSG(0, "%s: %s", name, e.msg);
         ts_model_free(m);
         return;
     }
     int V = ts_model_config(m)->vocab_size, token = ts_model_config(m)->bos_id >= 0 ? ts_model_config(m)->bos_id : 0;
     const float tiny[] = {1e-38f, 1e-45f, 0x1p-149f};
     float *logits = ts_forward(s, &token, 1, 0, &e), *copy = (float *)malloc((size_t)V * sizeof(float));
-    CHECK(logits != NULL, "%s: %s", name, e.msg);
+    CHECK_MSG(logits != NULL, "%s: %s", name, e.msg);
     int best = 0; /* the first most likely token, as llama2.c's greedy loop finds it */
     for (int i = 1; logits && i < V; i++)
         if (logits[i] > logits[best]) best = i;
     for (int k = 0; logits && k < 3; k++) {
         memcpy(copy, logits, (size_t)V * sizeof(float));
         int got = ts_sample(s, copy, tiny[k], 0.9f, &e);
-        CHECK(got == best, "%s: temperature %g sampled %d, greedy takes %d", name, (double)tiny[k], got, best);
+        CHECK_MSG(got == best, "%s: temperature %g sampled %d, greedy takes %d", name, (double)tiny[k], got, best);
     }
     pieces greedy = {"", 0}, cold = {"", 0};
     ts_generate_opts o = {0.0f, 0.9f, 7, 24, NULL};
-    CHECK(ts_generate(s, "Once", &o, keep_piece, &greedy, NULL, &e) == 0, "%s: %s", name, e.msg);
+    CHECK_MSG(ts_generate(s, "Once", &o, keep_piece, &greedy, NULL, &e) == 0, "%s: %s", name, e.msg);
     for (int k = 0; k < 3; k++) {
         o.temperature = tiny[k], cold.len = 0;
-        CHECK(ts_generate(s, "Once", &o, keep_piece, &cold, NULL, &e) == 0 && cold.len == greedy.len &&
+        CHECK_MSG(ts_generate(s, "Once", &o, keep_piece, &cold, NULL, &e) == 0 && cold.len == greedy.len &&
                   memcmp(cold.text, greedy.text, greedy.len) == 0,
               "%s: the story at temperature %g is not the greedy one", name, (double)tiny[k]);
     }
@@ -531,12 +522,12 @@ static void test_top_k(void) {
     float logits[6] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f};
     int ids[6];
     float probs[6];
-    CHECK(ts_top_k(logits, 6, 3, ids, probs) == 3 && ids[0] == 1 && ids[1] == 3 && ids[2] == 2, "top 3, ties to the lower id: %d %d %d",
+    CHECK_MSG(ts_top_k(logits, 6, 3, ids, probs) == 3 && ids[0] == 1 && ids[1] == 3 && ids[2] == 2, "top 3, ties to the lower id: %d %d %d",
           ids[0], ids[1], ids[2]);
     double sum = 0;
     for (int i = 0; i < 6; i++) sum += exp(logits[i] - 3.0);
-    CHECK(fabs(probs[0] - 1.0 / sum) < 1e-7 && fabs(probs[2] - exp(-1.0) / sum) < 1e-7, "probabilities are the softmax");
-    CHECK(ts_top_k(logits, 6, 10, ids, NULL) == 6 && ids[5] == 4, "k larger than n gives all, least likely last");
+    CHECK_MSG(fabs(probs[0] - 1.0 / sum) < 1e-7 && fabs(probs[2] - exp(-1.0) / sum) < 1e-7, "probabilities are the softmax");
+    CHECK_MSG(ts_top_k(logits, 6, 10, ids, NULL) == 6 && ids[5] == 4, "k larger than n gives all, least likely last");
 }
 
 int main(void) {
@@ -553,12 +544,11 @@ int main(void) {
         {test_top_k, "top k"}, {test_blocks, "blocks"}, {test_generate_callbacks, "generate callbacks"},
         {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
-        int failed_before = failures, skipped_before = skips;
+        int failed_before = n_fail, skipped_before = n_skip;
         double t0 = ts_now();
         groups[i].fn();
-        const char *status = failures > failed_before ? "FAIL" : skips > skipped_before ? "skip" : "ok";
+        const char *status = n_fail > failed_before ? "FAIL" : n_skip > skipped_before ? "skip" : "ok";
         printf("%-4s %s (%.1f s)\n", status, groups[i].name, ts_now() - t0);
     }
-    printf("test_api: %d checks, %d failed, %d groups skipped\n", checks, failures, skips);
-    return failures ? 1 : 0;
+    return check_summary("test_api");
 }

@@ -21,17 +21,7 @@
 #define RUN_NO_MAIN
 #include "../run.c"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        checks++;                                                          \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-        }                                                                  \
-    } while (0)
+#include "check.h"
 
 #if defined(TS_SIMD)
 static uint64_t rng = 88172645463325252ull;
@@ -130,9 +120,9 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
             double err = fabs((double)a - b), bound = 2.0 * (cols + 1) * FLT_EPSILON * mag;
             if (err > bound && err - bound > worst_err) worst_err = err - bound, worst = t * rows + i;
         }
-    CHECK(in_order_wrong == 0, "%s %dx%d n %d: %d outputs not summed in the documented order", names[type], rows, cols, n,
+    CHECK_MSG(in_order_wrong == 0, "%s %dx%d n %d: %d outputs not summed in the documented order", names[type], rows, cols, n,
           in_order_wrong);
-    CHECK(worst < 0, "%s %dx%d gs %d n %d: fast %.9g vs plain %.9g at output %d", names[type], rows, cols, gs, n,
+    CHECK_MSG(worst < 0, "%s %dx%d gs %d n %d: fast %.9g vs plain %.9g at output %d", names[type], rows, cols, gs, n,
           worst < 0 ? 0.0 : fast[worst], worst < 0 ? 0.0 : plain[worst], worst);
     /* each token alone (the decoding path) gives the bits it got inside the block */
     int same = 1;
@@ -141,12 +131,12 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
         ts_matmul_fast(&alone, 1, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, packed, 1);
         same &= memcmp(one, fast + (size_t)t * rows, (size_t)rows * 4) == 0;
     }
-    CHECK(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", names[type], rows, cols, gs, n);
+    CHECK_MSG(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", names[type], rows, cols, gs, n);
     for (int th = 2; th <= 3; th++) { /* nor on the number of threads, nor on the other products of the call */
         set_threads(th);
         ts_product product3[3] = {{plain, &w}, {threads, &w}, {one, &w}}; /* three at once: the middle one */
         ts_matmul_fast(product3, 3, x, xq, xs, packed, n);
-        CHECK(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", names[type], rows,
+        CHECK_MSG(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", names[type], rows,
               cols, n, th);
     }
     set_threads(1);
@@ -189,7 +179,7 @@ static void test_exp(void) {
     }
     float at;
     memcpy(&at, &first_wrong, 4);
-    CHECK(wrong == 0, "ts_exp differs from libm's expf at %lld of %lld floats, first at %a: this libm's expf is not "
+    CHECK_MSG(wrong == 0, "ts_exp differs from libm's expf at %lld of %lld floats, first at %a: this libm's expf is not "
           "glibc's algorithm, and SIMD and plain builds would sample differently", wrong, checked, at);
     if (wrong == 0) printf("ok   ts_exp == expf at %lld floats\n", checked);
 }
@@ -214,7 +204,7 @@ static void test_max(void) {
         bad_max += !(got == want || (got != got && want != want));
         bad_arg += ts_argmax(x, n) != best;
     }
-    CHECK(bad_max == 0 && bad_arg == 0, "ts_max differs from its loop in %d of 3000 arrays, ts_argmax in %d", bad_max, bad_arg);
+    CHECK_MSG(bad_max == 0 && bad_arg == 0, "ts_max differs from its loop in %d of 3000 arrays, ts_argmax in %d", bad_max, bad_arg);
 }
 
 #if defined(TS_AVX512)
@@ -244,7 +234,7 @@ static void test_value_sums(void) {
             free(a), free(v);
         }
     }
-    CHECK(bad == 0 && used >= 40, "ts_value_sums_lanes: %d of %d differ from the loop", bad, used);
+    CHECK_MSG(bad == 0 && used >= 40, "ts_value_sums_lanes: %d of %d differ from the loop", bad, used);
 }
 #endif
 
@@ -272,7 +262,7 @@ static void test_quantize(void) {
                 ref_q[t * cols + g * gs + i] = (int8_t)roundf(v);
             }
         }
-    CHECK(memcmp(q, ref_q, sizeof q) == 0 && memcmp(s, ref_s, sizeof s) == 0, "ts_quantize differs from fmaxf/roundf quantization");
+    CHECK_MSG(memcmp(q, ref_q, sizeof q) == 0 && memcmp(s, ref_s, sizeof s) == 0, "ts_quantize differs from fmaxf/roundf quantization");
 }
 #endif
 
@@ -295,7 +285,7 @@ static void test_argmax(void) {
             if (p[i] > p[best]) best = i;
         bad += ts_argmax(p, n) != best;
     }
-    CHECK(bad == 0, "ts_argmax differs from the first-maximum loop in %d of 2000 arrays", bad);
+    CHECK_MSG(bad == 0, "ts_argmax differs from the first-maximum loop in %d of 2000 arrays", bad);
 }
 
 /* Logits of tokens run in one call (blocks of TS_BATCH) == the same tokens one by one. */
@@ -327,9 +317,9 @@ static void test_attention_fast_plain(ts_session *s, int n) {
         }
     }
 #if defined(TS_SIMD)
-    CHECK(declined == 0, "ts_fast_attention declined %d layers in a SIMD build", declined);
+    CHECK_MSG(declined == 0, "ts_fast_attention declined %d layers in a SIMD build", declined);
 #endif
-    CHECK(bad == 0, "ts_fast_attention differs from ts_attention_plain in %d places", bad);
+    CHECK_MSG(bad == 0, "ts_fast_attention differs from ts_attention_plain in %d places", bad);
     free(q), free(fast), free(plain), free(att);
 }
 
@@ -338,7 +328,7 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
     ts_session *a, *b;
     ts_error err = {0, ""};
     if (ts_model_load(&m, path, tok_path, &err)) {
-        CHECK(0, "cannot load %s: %s", path, err.msg);
+        CHECK_MSG(0, "cannot load %s: %s", path, err.msg);
         return;
     }
     const ts_config *c = ts_model_config(m);
@@ -347,7 +337,7 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
     for (int i = 0; i < n; i++) tokens[i] = (int)((i * 7919u + 3) % (unsigned)c->vocab_size);
     float *all = malloc((size_t)n * c->vocab_size * 4);
     int ok = !ts_session_new(&a, m, 0, &err) && !ts_session_new(&b, m, 0, &err) && !ts_forward_all(a, tokens, n, 0, all, &err);
-    CHECK(ok, "%s: %s", path, err.msg);
+    CHECK_MSG(ok, "%s: %s", path, err.msg);
     int differ = -1;
     for (int i = 0; ok && i < n; i++) {
         float *one = ts_forward(b, &tokens[i], 1, i, &err);
@@ -356,7 +346,7 @@ static void test_blocks_equal_tokens(const char *path, const char *tok_path, int
             break;
         }
     }
-    CHECK(differ < 0, "%s: logits at position %d differ between the block and one token at a time", path, differ);
+    CHECK_MSG(differ < 0, "%s: logits at position %d differ between the block and one token at a time", path, differ);
     if (ok) test_attention_fast_plain(a, n);
     if (ok) ts_session_free(a), ts_session_free(b);
     free(tokens), free(all);
@@ -402,7 +392,7 @@ static void test_tokenizer_cuts(const char *shared) {
     snprintf(text_path, sizeof text_path, "%s/data/tinystories-valid-head.txt", shared);
     FILE *f = fopen(text_path, "rb");
     if (!f) {
-        printf("SKIP tokenizer cut check: %s not found (set SHARED)\n", text_path);
+        n_skip++, printf("SKIP tokenizer cut check: %s not found (set SHARED)\n", text_path);
         return;
     }
     /* a model that is only its tokenizer */
@@ -414,7 +404,7 @@ static void test_tokenizer_cuts(const char *shared) {
     size_t tok_size = tf ? fread(tok_data, 1, sizeof tok_data, tf) : 0;
     if (tf) fclose(tf);
     ts_error err = {0, ""};
-    CHECK(tok_size > 0 && ts_tokenizer_init(&m->tokenizer, TS_TOK_SENTENCEPIECE, tok_data, tok_size, &c, &err) == 0,
+    CHECK_MSG(tok_size > 0 && ts_tokenizer_init(&m->tokenizer, TS_TOK_SENTENCEPIECE, tok_data, tok_size, &c, &err) == 0,
           "llama2 tokenizer %s: %s", tok, err.msg);
     m->config = c;
     static char text[200000];
@@ -432,14 +422,14 @@ static void test_tokenizer_cuts(const char *shared) {
         memset(m->tokenizer.pair_seen, 0xff, sizeof saved); /* no place to cut */
         ts_encode(m, s, n, 1, whole, (int)len + 3, &n_whole, &err);
         memcpy(m->tokenizer.pair_seen, saved, sizeof saved);
-        CHECK(n_cut == n_whole && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
+        CHECK_MSG(n_cut == n_whole && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
               "tokenizer: cutting the text changes its ids (%d vs %d ids) for text %d", n_cut, n_whole, (int)k);
         if (n == 0) continue; /* no dummy prefix for an empty text */
         if (n > 6000) n = 6000;
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* whole characters */
         ts_encode(m, s, n, 1, cut, (int)len + 3, &n_cut, &err);
         int n_ref = reference_encode(&m->tokenizer, s, n, whole);
-        CHECK(n_cut == n_ref && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
+        CHECK_MSG(n_cut == n_ref && memcmp(cut, whole, (size_t)n_cut * sizeof(int)) == 0,
               "tokenizer: %d ids where llama2.c's encoder gives %d, for text %d", n_cut, n_ref, (int)k);
     }
     free(cut), free(whole);
@@ -464,7 +454,7 @@ int main(void) {
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
 #else
-    printf("SKIP fast-vs-plain kernel checks: this build has no SIMD path (plain loops only)\n");
+    n_skip++, printf("SKIP fast-vs-plain kernel checks: this build has no SIMD path (plain loops only)\n");
 #endif
     /* whole models from bench/gen: every weight type, Llama and GPT-Neo (local attention) */
     const char *gen[][2] = {
@@ -477,7 +467,7 @@ int main(void) {
         snprintf(path, sizeof path, "/tmp/test_speed_%d_%s.bin", (int)getpid(), gen[i][1]);
         snprintf(cmd, sizeof cmd, "bench/gen %s %s", path, gen[i][0]);
         if (system(cmd) != 0) {
-            CHECK(0, "cannot run %s (build bench/gen first: make bench/gen)", cmd);
+            CHECK_MSG(0, "cannot run %s (build bench/gen first: make bench/gen)", cmd);
             continue;
         }
         test_blocks_equal_tokens(path, NULL, 75);
@@ -492,9 +482,8 @@ int main(void) {
         fclose(f);
         test_blocks_equal_tokens(model, tok, 100);
     } else
-        printf("SKIP stories260K block-vs-token check: %s not found (set SHARED)\n", model);
+        n_skip++, printf("SKIP stories260K block-vs-token check: %s not found (set SHARED)\n", model);
     test_tokenizer_cuts(shared);
     test_argmax();
-    printf("test_speed: %d checks, %d failed\n", checks, failures);
-    return failures != 0;
+    return check_summary("test_speed");
 }
