@@ -1177,8 +1177,15 @@ static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
  *  - decoding reads TS_DECODE_ROWS = 1 row at a time with all of its TS_PARTS accumulators
  *    (independent chains of fused multiply-adds): each thread streams its rows front to
  *    back, the pattern every hardware prefetcher follows (an AMD Zen 4 streams interleaved
- *    rows at half speed), and prefetches TS_AHEAD bytes on, past the 4 KB page an Intel
- *    L2 streamer stops at (+2-4% over no hint here, on a Xeon);
+ *    rows at half speed). A software prefetch TS_AHEAD bytes on (0: none, the default) can
+ *    carry a stream past the 4 KB page an Intel L2 streamer stops at: 16384 gave +2-4% on
+ *    a Xeon, but -10-25% on a Zen 4 (float32 15M, AVX-512 and AVX2 alike), whose
+ *    prefetchers already follow the rows;
+ *  - Q8_0 decoding reads rows of at least TS_ROW_Q8_MIN_GROUPS groups front to back
+ *    (ts_row_q8, lanes left idle past the row's last group: a 768-wide row of 64-value
+ *    groups fills 12 of AVX-512's 16); shorter rows (stories15M's 288 values = 5 groups)
+ *    are tiled TS_LANES rows at a time (ts_tile_q8), where a row alone would leave most
+ *    lanes idle;
  *  - prompts: tiles of TS_PROMPT_ROWS rows x TS_PROMPT_TOKENS tokens holding
  *    TS_PROMPT_PARTS of each output's TS_PARTS vectors at a time: 4 x 3 x 2 = 24 accumulators
  *    + 4 weights + 1 activation of AVX-512's and NEON's 32 vector registers, 4 x 3 x 1 = 12
@@ -1187,7 +1194,10 @@ static size_t ts_q8_packed_bytes(int n, int cols, int gs) {
 #define TS_DECODE_ROWS 1
 #endif
 #ifndef TS_AHEAD
-#define TS_AHEAD 16384
+#define TS_AHEAD 0
+#endif
+#ifndef TS_ROW_Q8_MIN_GROUPS
+#define TS_ROW_Q8_MIN_GROUPS (TS_LANES < 8 ? TS_LANES : 8)
 #endif
 #ifndef TS_PROMPT_ROWS
 #define TS_PROMPT_ROWS 4
@@ -1472,7 +1482,7 @@ TS_INLINE void ts_tile_float(float *out, const ts_matrix *w, const float *x, int
         for (int j = p0 * TS_LANES; j < full; j += TS_ORDER) /* whole groups of 32 */
             for (int v = 0; v < V; v++) {
                 int at = j + v * TS_LANES;
-                if (T == 1) /* decoding: the row's lines TS_AHEAD bytes on */
+                if (T == 1 && TS_AHEAD > 0) /* decoding: the row's lines TS_AHEAD bytes on */
                     for (int r = 0; r < R; r++) TS_PREFETCH(bytes + ((size_t)r * cols + at) * (BF16 ? 2 : 4), TS_AHEAD);
                 ts_tile_step(acc, v, w, x, i0, t0, R, T, BF16, at, TS_LANES);
             }
@@ -1592,7 +1602,7 @@ TS_INLINE void ts_row_q8(float *out, const ts_matrix *w, const int8_t *xq, const
         for (int l = ng; l < TS_LANES; l++) acc[l] = ts_vi_zero();
         for (int l = 0; l < ng; l++) {
             int start = (g0 + l) * gs, len = cols - start < gs ? cols - start : gs;
-            TS_PREFETCH(row + start, TS_AHEAD);
+            if (TS_AHEAD > 0) TS_PREFETCH(row + start, TS_AHEAD);
             acc[l] = ts_q8_group(row + start, xq + start, len);
         }
         ts_vf isum = ts_vf_from_vi(ts_vi_sum_rows(acc)); /* ts_q8_step's products, TS_LANES groups at once */
@@ -1755,7 +1765,7 @@ static void ts_matmul_fast(const ts_product *p, int count, const float *x, const
 #endif
         if (q8) {
             int nr = rows - i0 < R ? rows - i0 : R;
-            if (n == 1 && ts_groups(w->cols, w->group_size) >= TS_LANES) /* decoding long rows: one after another */
+            if (n == 1 && ts_groups(w->cols, w->group_size) >= TS_ROW_Q8_MIN_GROUPS) /* decoding long rows: one after another */
                 for (int i = i0; i < i0 + nr; i++) ts_row_q8(out, w, xq, xs, i);
             else
             for (int t = 0; t < n; t += T) { /* the tile's shape as constants: its loops unroll */
