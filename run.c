@@ -2095,8 +2095,9 @@ static int ts_fast_max(const float *x, int n, float *max_val) { return (void)x, 
 /* ---- UTF-8 ----
  * The length (1..4) of the UTF-8 character at p (n >= 1 bytes there), its code point in *cp;
  * 0 if the bytes are no valid character (an overlong form, a surrogate, past U+10FFFF, cut
- * short, a stray byte). The file's one decoder: SentencePiece's symbols, GPT-2's character
- * classes and the quoting of -m inspect all read text through it. */
+ * short, a stray byte). The file's one decoder: GPT-2's character classes and the quoting
+ * of -m inspect read text through it. (SentencePiece decodes nothing: it groups bytes as
+ * llama2.c does, below.) */
 static int ts_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
     unsigned b0 = p[0];
     int len = b0 < 0x80 ? 1 : b0 < 0xC2 ? 0 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : b0 < 0xF5 ? 4 : 0;
@@ -2356,14 +2357,14 @@ static long ts_sentencepiece_encode(const ts_tokenizer *t, const char *text, siz
     if (len == 0) return n;
     ts_bpe s = {0};
     if (ts_bpe_reserve(&s, len + 1)) return -1;
-    /* Symbols: the dummy prefix, then each UTF-8 character, or its bytes when it is no
-     * token (as is every byte that is not part of a valid character) */
+    /* Symbols: the dummy prefix, then each UTF-8 character or its bytes when it is no
+     * token. Characters are grouped as llama2.c groups them, a byte and up to three
+     * continuation bytes after it, valid or not: invalid text gets llama2.c's ids too. */
     int32_t n_sym = 0;
     s.id[n_sym++] = t->space_id >= 0 ? t->space_id : t->byte_token[' '] >= 0 ? t->byte_token[' '] : 0;
     for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        int char_len = ts_utf8_decode((const unsigned char *)text + i, len - i, &cp);
-        size_t j = i + (char_len > 0 ? (size_t)char_len : 1);
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
         int id = ts_lookup2(t, text + i, j - i, "", 0);
         if (id >= 0) s.id[n_sym++] = id;
         else
