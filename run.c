@@ -240,6 +240,22 @@ int  ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens,
  * that ran sum to 1; 0 where k > q or outside a local window), or NULL when not recording. */
 int  ts_session_record_attention(ts_session *s, int n_positions, ts_error *err);
 const float *ts_session_attention(const ts_session *s, int *n_positions);
+/* After ts_session_record_internals(s, n), every forward pass also keeps, for positions < n,
+ * the residual stream entering each layer and after the last (before the final norm),
+ * (n_layers + 1, n, dim), and the MLP activations, the input of the down projection
+ * (Llama: silu(W1 x) * W3 x; GPT-Neo: gelu(W_fc x + b)), (n_layers, n, hidden_dim); n = 0
+ * stops. The logit lens: ts_logit_lens applies the final norm and the classifier to n rows
+ * of dim floats (a residual of any layer), giving n rows of vocab_size logits. */
+int  ts_session_record_internals(ts_session *s, int n_positions, ts_error *err);
+const float *ts_session_residual(const ts_session *s, int *n_positions);
+const float *ts_session_mlp(const ts_session *s, int *n_positions);
+int  ts_logit_lens(ts_session *s, const float *resid, int n, float *logits, ts_error *err);
+/* Ablation: switch a part off (on = 1) or back on (0) for every later forward pass of the
+ * session. TS_ABLATE_HEAD zeroes head `index` of `layer` (its slice of the attention
+ * output, before the output projection); TS_ABLATE_NEURON zeroes MLP activation `index`.
+ * Layers, heads and neurons count from 0; out of range is TS_E_RANGE. */
+enum { TS_ABLATE_HEAD = 1, TS_ABLATE_NEURON = 2 };
+int  ts_session_ablate(ts_session *s, int kind, int layer, int index, int on, ts_error *err);
 
 #endif /* RUN_C_INCLUDED */
 
@@ -415,6 +431,13 @@ struct ts_session {
     /* optional recording of attention weights for --viz: (n_layers, n_heads, rec_len, rec_len) */
     float *att_record;
     int rec_len;
+    /* looking inside, optional (NULL when off): the residual stream and MLP activations of
+     * positions < internals_len, and the parts switched off */
+    float *resid_record;        /* (n_layers + 1, internals_len, dim) */
+    float *mlp_record;          /* (n_layers, internals_len, hidden_dim) */
+    int internals_len;
+    unsigned char *ablated;     /* (n_layers, n_heads) heads, then (n_layers, hidden_dim) neurons: 1 = zeroed */
+    int n_ablated;              /* how many are set: 0 skips the step */
     void *memory;     /* the one allocation the arrays above are cut from */
 };
 
@@ -737,6 +760,18 @@ static void ts_swiglu(float *hb, const float *hb2, size_t count) {
     }
 }
 
+/* Looking inside: rows (n, width) of the block's tokens at positions below len go to
+ * record's rows pos..pos+n-1 (record: (len, width)). */
+static void ts_record_rows(float *record, int len, const float *rows, int n, int pos, size_t width) {
+    for (int t = 0; t < n && pos + t < len; t++) memcpy(record + (size_t)(pos + t) * width, rows + (size_t)t * width, width * sizeof(float));
+}
+/* Ablation: zero what is switched off, in out (n, count), for the mask (count) of 1s. */
+static void ts_zero_masked(float *out, int n, const unsigned char *mask, int count, int width) {
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < count; i++)
+            if (mask[i]) memset(out + (size_t)t * count * width + (size_t)i * width, 0, (size_t)width * sizeof(float));
+}
+
 /* Runs n (<= batch) tokens at positions pos..pos+n-1. Logits of every token go to
  * s->logits (n, vocab) if all_logits, else only the last token's to s->logits. */
 static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, int all_logits) {
@@ -753,6 +788,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
     }
     for (int l = 0; l < c->n_layers; l++) {
         const ts_layer *ly = &m->layers[l];
+        if (s->resid_record) ts_record_rows(s->resid_record + (size_t)l * s->internals_len * dim, s->internals_len, s->x, n, pos, (size_t)dim);
         float *kc = s->key_cache + (size_t)l * kv_dim * s->max_positions + pos;         /* (kv_dim, P) from pos */
         float *vc = s->value_cache + ((size_t)l * s->max_positions + pos) * kv_dim; /* (n, kv_dim) */
         /* attention: q, k, v for the block; values land straight in the cache, keys go in
@@ -772,6 +808,7 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
             for (int i = 0; i < kv_dim; i++) kc[(size_t)i * s->max_positions + t] = s->k[(size_t)t * kv_dim + i];
         ts_attention(s, l, pos, n, s->q, s->xb);
         if (s->att_record) ts_record_attention(s, l, pos, n);
+        if (s->n_ablated) ts_zero_masked(s->xb, n, s->ablated + (size_t)l * c->n_heads, c->n_heads, hd); /* heads switched off */
         ts_matmul(s, s->xb2, s->xb, &ly->wo, n);
         ts_add_bias(s->xb2, ly->bo, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
@@ -789,10 +826,15 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
             if (c->act_kind == TS_ACT_SWIGLU) ts_swiglu(ht, s->hb2 + (size_t)t * hid, (size_t)hid);
             else ts_gelu(ht, (size_t)hid);
         }
+        if (s->n_ablated) /* neurons switched off */
+            ts_zero_masked(s->hb, n, s->ablated + (size_t)c->n_layers * c->n_heads + (size_t)l * hid, hid, 1);
+        if (s->mlp_record) ts_record_rows(s->mlp_record + (size_t)l * s->internals_len * hid, s->internals_len, s->hb, n, pos, (size_t)hid);
         ts_matmul(s, s->xb2, s->hb, &ly->w2, n);
         ts_add_bias(s->xb2, ly->b2, n, dim);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
+    if (s->resid_record) /* after the last layer */
+        ts_record_rows(s->resid_record + (size_t)c->n_layers * s->internals_len * dim, s->internals_len, s->x, n, pos, (size_t)dim);
     /* final norm and classifier, for every token or just the last */
     int first = all_logits ? 0 : n - 1, count = n - first;
     ts_norm(c, s->xb, s->x + (size_t)first * dim, m->final_norm, m->final_norm_bias, count);
@@ -908,8 +950,7 @@ static double ts_now(void) {
 
 /* Tokens a prompt starts a story with: Llama: BOS + encoding; GPT-2: the encoding, or
  * <|endoftext|> alone for an empty prompt. Returns a malloc'ed array. */
-static int ts_prompt_tokens(const ts_model *m, const char *prompt, int **out, int *n_out, ts_error *err) {
-    size_t len = strlen(prompt);
+static int ts_prompt_tokens(const ts_model *m, const char *prompt, size_t len, int **out, int *n_out, ts_error *err) {
     int cap = len + 3 > (size_t)INT_MAX / 4 ? INT_MAX / 4 : (int)len + 3, n = 0;
     int gpt2 = m->tokenizer.kind == TS_TOK_GPT2;
     int *ids = (int *)malloc((size_t)cap * sizeof(int));
@@ -1008,7 +1049,7 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     if (rc) return rc;
     if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
     if (steps > s->max_positions) steps = s->max_positions;
-    rc = ts_prompt_tokens(m, prompt ? prompt : "", &ids, &n_prompt, err);
+    rc = ts_prompt_tokens(m, prompt ? prompt : "", prompt ? strlen(prompt) : 0, &ids, &n_prompt, err);
     if (rc) return rc;
     if (n_prompt > m->config.seq_len) {
         free(ids);
@@ -3279,6 +3320,9 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
 void ts_session_free(ts_session *s) {
     if (!s) return;
     free(s->att_record);
+    free(s->resid_record);
+    free(s->mlp_record);
+    free(s->ablated);
     ts_aligned_free(s->memory);
     free(s);
 }
@@ -3305,6 +3349,71 @@ const float *ts_session_attention(const ts_session *s, int *n_positions) {
     return s ? s->att_record : NULL;
 }
 
+int ts_session_record_internals(ts_session *s, int n_positions, ts_error *err) {
+    if (!s) return ts_fail(err, TS_E_ARG, "ts_session_record_internals: no session (NULL)");
+    if (n_positions < 0 || n_positions > s->max_positions)
+        return ts_fail(err, TS_E_RANGE, "cannot record %d positions: the session has %d", n_positions, s->max_positions);
+    free(s->resid_record), free(s->mlp_record);
+    s->resid_record = s->mlp_record = NULL, s->internals_len = 0;
+    if (n_positions == 0) return TS_OK;
+    const ts_config *c = &s->model->config;
+    size_t resid, mlp; /* (n_layers + 1, n, dim) and (n_layers, n, hidden_dim) floats */
+    if (!ts_mul((size_t)(c->n_layers + 1) * (size_t)n_positions, (size_t)c->dim * sizeof(float), &resid) ||
+        !ts_mul((size_t)c->n_layers * (size_t)n_positions, (size_t)c->hidden_dim * sizeof(float), &mlp) ||
+        !(s->resid_record = (float *)calloc(1, resid)) || !(s->mlp_record = (float *)calloc(1, mlp))) {
+        free(s->resid_record), s->resid_record = NULL;
+        return ts_fail(err, TS_E_NOMEM, "out of memory recording the residual stream and MLP of %d positions", n_positions);
+    }
+    s->internals_len = n_positions;
+    return TS_OK;
+}
+
+const float *ts_session_residual(const ts_session *s, int *n_positions) {
+    if (n_positions) *n_positions = s ? s->internals_len : 0;
+    return s ? s->resid_record : NULL;
+}
+
+const float *ts_session_mlp(const ts_session *s, int *n_positions) {
+    if (n_positions) *n_positions = s ? s->internals_len : 0;
+    return s ? s->mlp_record : NULL;
+}
+
+int ts_logit_lens(ts_session *s, const float *resid, int n, float *logits, ts_error *err) {
+    if (!s || (n > 0 && (!resid || !logits))) return ts_fail(err, TS_E_ARG, "ts_logit_lens: no session, residual or output (NULL)");
+    if (n < 0) return ts_fail(err, TS_E_RANGE, "ts_logit_lens: %d rows", n);
+    const ts_model *m = s->model;
+    const ts_config *c = &m->config;
+    for (int done = 0; done < n; done += s->batch) { /* the final norm and classifier of ts_forward_block */
+        int k = n - done < s->batch ? n - done : s->batch;
+        ts_norm(c, s->xb, resid + (size_t)done * c->dim, m->final_norm, m->final_norm_bias, k);
+        ts_matmul(s, s->logits, s->xb, &m->classifier, k);
+        memcpy(logits + (size_t)done * c->vocab_size, s->logits, (size_t)k * c->vocab_size * sizeof(float));
+    }
+    return TS_OK;
+}
+
+int ts_session_ablate(ts_session *s, int kind, int layer, int index, int on, ts_error *err) {
+    if (!s) return ts_fail(err, TS_E_ARG, "ts_session_ablate: no session (NULL)");
+    const ts_config *c = &s->model->config;
+    int count = kind == TS_ABLATE_HEAD ? c->n_heads : c->hidden_dim;
+    const char *what = kind == TS_ABLATE_HEAD ? "head" : "neuron";
+    if (kind != TS_ABLATE_HEAD && kind != TS_ABLATE_NEURON) return ts_fail(err, TS_E_ARG, "ts_session_ablate: unknown kind %d", kind);
+    if (layer < 0 || layer >= c->n_layers)
+        return ts_fail(err, TS_E_RANGE, "layer %d is out of range: the model has layers 0..%d", layer, c->n_layers - 1);
+    if (index < 0 || index >= count)
+        return ts_fail(err, TS_E_RANGE, "%s %d of layer %d is out of range: the model has %ss 0..%d", what, index, layer, what, count - 1);
+    if (!s->ablated) {
+        s->ablated = (unsigned char *)calloc((size_t)c->n_layers, (size_t)c->n_heads + (size_t)c->hidden_dim);
+        if (!s->ablated) return ts_fail(err, TS_E_NOMEM, "out of memory");
+    }
+    size_t at = kind == TS_ABLATE_HEAD ? (size_t)layer * c->n_heads + (size_t)index
+                                       : (size_t)c->n_layers * c->n_heads + (size_t)layer * c->hidden_dim + (size_t)index;
+    on = on != 0;
+    s->n_ablated += on - s->ablated[at];
+    s->ablated[at] = (unsigned char)on;
+    return TS_OK;
+}
+
 int ts_session_max_positions(const ts_session *s) { return s ? s->max_positions : 0; }
 
 /* ==========================================================================
@@ -3326,14 +3435,21 @@ static void ts_usage(FILE *f) {
             "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len\n"
             "  -i <string> input prompt\n"
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
-            "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect, default: generate\n"
+            "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect|dump|neurons, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
-            "  -f <file>   text file for -m ppl, or to encode with -m tokenize\n"
-            "  --ids <file> token ids for -m logits and -m decode\n"
-            "  --out <file> float32 logits out, for -m logits\n"
-            "  --viz <file.html>  generate, then draw the attention and the top-5 candidates\n"
+            "  -f <file>   text file for -m ppl, dump and neurons, or to encode with -m tokenize\n"
+            "  --ids <file> token ids for -m logits, decode and dump\n"
+            "  --out <file> float32 logits out, for -m logits; the folder of -m dump's arrays\n"
+            "  --viz <file.html>  generate, then draw the attention and the top-5 candidates;\n"
+            "              with -m neurons, a page of each layer's most selective neurons\n"
+            "  --ablate-head L.H[,L.H...]    switch heads off (layer.head, from 0), in every mode\n"
+            "  --ablate-neuron L.N[,L.N...]  switch MLP neurons off (layer.neuron, from 0)\n"
+            "  --lens      -m inspect: each layer's top token (logit lens); -m dump: lens.npy\n"
+            "  --top <int> -m neurons: positions per neuron, default 10\n"
             "Modes: ppl -f FILE: perplexity of a text; inspect -i TEXT: per token, its probability\n"
-            "and the model's 5 most likely next tokens\n");
+            "and the model's 5 most likely next tokens; dump (-i TEXT | -f FILE | --ids FILE) --out DIR:\n"
+            "NumPy arrays of one run (tokens, resid, mlp, attn, logits, lens); neurons -f FILE: per\n"
+            "layer and MLP neuron, the positions where it fires most (tab-separated)\n");
 }
 
 /* Parses a whole string as a number; rejects junk, NaN and out-of-range values. */
@@ -3356,10 +3472,32 @@ static int ts_parse_long(const char *s, long long lo, long long hi, long long *o
 
 typedef struct {
     const char *checkpoint, *tokenizer, *prompt, *mode, *system_prompt, *ids_path, *out_path, *text_path, *viz_path;
+    const char *ablate_heads, *ablate_neurons; /* "L.I,L.I..." lists, checked for form */
     float temperature, topp;
     long long seed;
-    int steps;
+    int steps, lens, top_k;
 } ts_args;
+
+/* "L.I[,L.I...]" (--ablate-head, --ablate-neuron; whole numbers from 0): the count of
+ * pairs, stored in pairs (room for 2 x count ints) unless NULL; -1 if an item is malformed,
+ * and *bad then points at it. */
+static int ts_parse_parts(const char *list, int *pairs, const char **bad) {
+    int count = 0;
+    for (const char *p = list;;) {
+        const char *item = p;
+        long long v[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            if (*p < '0' || *p > '9') return *bad = item, -1;
+            for (; *p >= '0' && *p <= '9'; p++)
+                if ((v[k] = v[k] * 10 + (*p - '0')) > INT_MAX) return *bad = item, -1;
+            if (k == 0 && *p++ != '.') return *bad = item, -1;
+        }
+        if (*p != ',' && *p != '\0') return *bad = item, -1;
+        if (pairs) pairs[2 * count] = (int)v[0], pairs[2 * count + 1] = (int)v[1];
+        count++;
+        if (*p++ == '\0') return count;
+    }
+}
 
 /* A message as one line: the control bytes a file name or an argument may carry (a
  * newline above all) become '?', so that the error stays the last line of stderr. */
@@ -3383,6 +3521,10 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
     for (int i = 2; i < argc; i += 2) {
         const char *flag = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (flag[0] != '-') return snprintf(msg, msg_len, "unexpected argument '%s' (options start with -)", flag), 1;
+        if (!strcmp(flag, "--lens")) { /* the one option without a value */
+            a->lens = 1, i--;
+            continue;
+        }
         if (!val) return snprintf(msg, msg_len, "option %s needs a value", flag), 1;
         long long v;
         if (!strcmp(flag, "-t")) {
@@ -3405,19 +3547,40 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
         else if (!strcmp(flag, "-y")) a->system_prompt = val;
         else if (!strcmp(flag, "-f")) a->text_path = val;
         else if (!strcmp(flag, "--ids")) a->ids_path = val;
+        else if (!strcmp(flag, "--ablate-head") || !strcmp(flag, "--ablate-neuron")) {
+            const char *bad = val;
+            if (ts_parse_parts(val, NULL, &bad) < 0)
+                return snprintf(msg, msg_len, "bad item '%.*s' in %s '%s': must be LAYER.%s[,LAYER.%s...], whole numbers from 0",
+                                (int)strcspn(bad, ","), bad, flag, val, flag[9] == 'h' ? "HEAD" : "NEURON", flag[9] == 'h' ? "HEAD" : "NEURON"),
+                       1;
+            if (flag[9] == 'h') a->ablate_heads = val;
+            else a->ablate_neurons = val;
+        } else if (!strcmp(flag, "--top")) {
+            if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --top: must be a whole number in [1, 1000000]", val), 1;
+            a->top_k = (int)v;
+        }
         else if (!strcmp(flag, "--out")) a->out_path = val;
         else if (!strcmp(flag, "--viz")) a->viz_path = val;
         else return snprintf(msg, msg_len, "unknown option '%s'", flag), 1;
     }
-    const char *modes[] = {"generate", "chat", "tokenize", "decode", "logits", "ppl", "inspect"};
+    const char *modes[] = {"generate", "chat", "tokenize", "decode", "logits", "ppl", "inspect", "dump", "neurons"};
     int known = 0;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) known |= !strcmp(a->mode, modes[i]);
-    if (!known) return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, decode, logits, ppl, inspect)", a->mode), 1;
+    if (!known)
+        return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, decode, logits, ppl, inspect, dump, neurons)", a->mode), 1;
+    int dump = !strcmp(a->mode, "dump"), neurons = !strcmp(a->mode, "neurons");
+    if (dump && !a->out_path) return snprintf(msg, msg_len, "-m dump needs --out DIR"), 1;
+    if (dump && (!!a->prompt + !!a->text_path + !!a->ids_path) != 1)
+        return snprintf(msg, msg_len, "-m dump needs one of -i TEXT, -f FILE or --ids FILE"), 1;
+    if (neurons && (!!a->prompt + !!a->text_path) != 1) return snprintf(msg, msg_len, "-m neurons needs one of -f FILE or -i TEXT"), 1;
+    if (a->lens && !dump && strcmp(a->mode, "inspect") != 0) return snprintf(msg, msg_len, "--lens works with -m dump and -m inspect only"), 1;
+    if (a->top_k && !neurons) return snprintf(msg, msg_len, "--top works with -m neurons only"), 1;
+    if (!a->top_k) a->top_k = 10;
     if (!strcmp(a->mode, "decode") && !a->ids_path) return snprintf(msg, msg_len, "-m decode needs --ids FILE"), 1;
     if (!strcmp(a->mode, "logits") && (!a->ids_path || !a->out_path))
         return snprintf(msg, msg_len, "-m logits needs --ids FILE and --out FILE"), 1;
     if (!strcmp(a->mode, "ppl") && !a->text_path) return snprintf(msg, msg_len, "-m ppl needs -f FILE"), 1;
-    if (a->viz_path && strcmp(a->mode, "generate") != 0) return snprintf(msg, msg_len, "--viz works with -m generate only"), 1;
+    if (a->viz_path && strcmp(a->mode, "generate") != 0 && !neurons) return snprintf(msg, msg_len, "--viz works with -m generate and -m neurons only"), 1;
     return 0;
 }
 
@@ -3450,10 +3613,31 @@ static int ts_die(const char *what) {
     return 1;
 }
 
-/* A session of `positions` (the most this run can reach: the KV cache holds no more). */
-static int ts_open_session(const ts_model *m, int positions, ts_session **s) {
+/* A session of `positions` (the most this run can reach: the KV cache holds no more), with
+ * the parts --ablate-head and --ablate-neuron switch off. */
+static int ts_open_session(const ts_model *m, int positions, ts_session **s, const ts_args *a) {
     ts_error err = {0, ""};
-    return ts_session_new(s, m, positions, &err) ? ts_die(err.msg) : 0;
+    if (ts_session_new(s, m, positions, &err)) return ts_die(err.msg);
+    const char *lists[2] = {a->ablate_heads, a->ablate_neurons}, *flags[2] = {"--ablate-head", "--ablate-neuron"}, *bad;
+    for (int k = 0; k < 2; k++) {
+        int n = lists[k] ? ts_parse_parts(lists[k], NULL, &bad) : 0, *pairs = (int *)malloc(2 * sizeof(int) * (size_t)(n > 0 ? n : 1));
+        if (!pairs) err.code = TS_E_NOMEM, snprintf(err.msg, sizeof err.msg, "out of memory");
+        else if (n > 0) ts_parse_parts(lists[k], pairs, &bad);
+        for (int i = 0; pairs && i < n; i++)
+            if (ts_session_ablate(*s, k == 0 ? TS_ABLATE_HEAD : TS_ABLATE_NEURON, pairs[2 * i], pairs[2 * i + 1], 1, &err)) {
+                char msg[sizeof err.msg + 64];
+                snprintf(msg, sizeof msg, "%s %d.%d: %s", flags[k], pairs[2 * i], pairs[2 * i + 1], err.msg);
+                free(pairs);
+                ts_session_free(*s), *s = NULL;
+                return ts_die(msg);
+            }
+        free(pairs);
+        if (err.code) {
+            ts_session_free(*s), *s = NULL;
+            return ts_die(err.msg);
+        }
+    }
+    return 0;
 }
 
 /* llama2.c prints each piece as it comes. A failed write stops the generation (non-zero);
@@ -3547,21 +3731,34 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
     int V = m->config.vocab_size, n = 0, *ids = NULL;
     ts_error err = {0, ""};
     ts_session *s = NULL;
-    if (ts_prompt_tokens(m, a->prompt ? a->prompt : "", &ids, &n, &err)) return ts_die(err.msg);
+    if (ts_prompt_tokens(m, a->prompt ? a->prompt : "", a->prompt ? strlen(a->prompt) : 0, &ids, &n, &err)) return ts_die(err.msg);
     if (n > m->config.seq_len) {
         char msg[160];
         snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d", n, m->config.seq_len);
         free(ids);
         return ts_die(msg);
     }
-    if (ts_open_session(m, n, &s)) {
+    if (ts_open_session(m, n, &s, a)) {
         free(ids);
         return 1;
     }
     float *logits = (float *)malloc((size_t)n * V * sizeof(float));
-    if (!logits || ts_forward_all(s, ids, n, 0, logits, &err)) {
-        free(ids), free(logits), ts_session_free(s);
-        return ts_die(logits ? err.msg : "out of memory");
+    int L = a->lens ? m->config.n_layers : 0, *lens_id = (int *)malloc(((size_t)L * n + 1) * sizeof(int));
+    float *lens_p = (float *)malloc(((size_t)L * n + 1) * sizeof(float));
+    int rc = logits && lens_id && lens_p ? TS_OK : ts_fail(&err, TS_E_NOMEM, "out of memory");
+    if (!rc && L) rc = ts_session_record_internals(s, n, &err);
+    for (int done = 0; !rc && done < n; done += s->batch)
+        rc = ts_forward_all(s, ids + done, n - done < s->batch ? n - done : s->batch, done, logits + (size_t)done * V, &err);
+    /* --lens: what each layer's residual predicts (final norm and classifier), its top token */
+    for (int l = 0; !rc && l < L; l++) {
+        rc = ts_logit_lens(s, ts_session_residual(s, NULL) + (size_t)(l + 1) * n * m->config.dim, n, logits, &err);
+        for (int i = 0; !rc && i < n; i++) ts_top_k(logits + (size_t)i * V, V, 1, lens_id + (size_t)l * n + i, lens_p + (size_t)l * n + i);
+    }
+    for (int done = 0; !rc && L && done < n; done += s->batch) /* the logits again (the lens used their buffer) */
+        rc = ts_forward_all(s, ids + done, n - done < s->batch ? n - done : s->batch, done, logits + (size_t)done * V, &err);
+    if (rc) {
+        free(ids), free(logits), free(lens_id), free(lens_p), ts_session_free(s);
+        return ts_die(err.msg);
     }
     /* column width: the widest token as shown, in characters */
     char text[256];
@@ -3572,7 +3769,9 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
         int w = ts_escape(text, sizeof text, p, len, 0) + 2;
         width = w > width ? w : width;
     }
-    printf("%4s  %-*s  %-6s  %s\n", "pos", width, "token", "p", "top 5 next tokens (p = softmax of the logits at temperature 1)");
+    printf("%4s  %-*s  %-6s", "pos", width, "token", "p");
+    for (int l = 0; l < L; l++) printf("  L%-*d", 15, l);
+    printf("  %s\n", L ? "top 5 next tokens (L0.. = each layer's top token by the logit lens)" : "top 5 next tokens (p = softmax of the logits at temperature 1)");
     for (int i = 0; i < n; i++) {
         const float *row = logits + (size_t)i * V;
         size_t len;
@@ -3581,6 +3780,13 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
         printf("%4d  \"%s\"%*s  ", i, text, width - w, "");
         if (i == 0) printf("%-6s", "-");
         else printf("%.4f", exp(-ts_nll(row - V, V, ids[i])));
+        for (int l = 0; l < L; l++) { /* "token" .pp, 16 characters */
+            char cell[sizeof text + 16];
+            p = ts_token_text(m, lens_id[(size_t)l * n + i], &len);
+            ts_escape(text, 11, p, len, 0);
+            snprintf(cell, sizeof cell, "\"%s\" %.2f", text, (double)lens_p[(size_t)l * n + i]);
+            printf("  %-16s", cell);
+        }
         int top[5];
         float prob[5];
         int k = ts_top_k(row, V, 5, top, prob);
@@ -3592,7 +3798,7 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
         printf("\n");
         if (ferror(stdout)) break; /* main says why */
     }
-    free(ids), free(logits);
+    free(ids), free(logits), free(lens_id), free(lens_p);
     ts_session_free(s);
     return 0;
 }
@@ -3790,6 +3996,74 @@ static int ts_viz_write(const ts_viz *v, const ts_session *s, int n, const ts_ar
 }
 
 
+/* -m neurons --viz FILE.html: per layer, the neurons that fire most selectively (their top
+ * activation over their mean absolute one), each with the text around its top positions,
+ * the token it fires on marked; an index of links finds a neuron (#L1N42). */
+typedef struct { float value; int position; } ts_top_entry;
+
+enum { TS_VIZ_NEURONS = 64 }; /* the most selective neurons of a layer on the page (the TSV has all) */
+
+static int ts_viz_neurons(const ts_model *m, const ts_args *a, const int *ids, int n, const ts_top_entry *top, const int *count,
+                          const double *sum_abs) {
+    const ts_config *c = &m->config;
+    int H = c->hidden_dim, K = a->top_k, shown = H < TS_VIZ_NEURONS ? H : TS_VIZ_NEURONS;
+    FILE *f = fopen(a->viz_path, "wb");
+    int *order = (int *)malloc((size_t)H * sizeof(int));
+    double *score = (double *)malloc((size_t)H * sizeof(double));
+    char t[512];
+    if (f && order && score) {
+        const char *name = strrchr(a->checkpoint, '/') ? strrchr(a->checkpoint, '/') + 1 : a->checkpoint;
+        ts_escape(t, sizeof t, name, strlen(name), 1);
+        fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>Neurons of %s</title>\n<style>\n%s</style>"
+                   "</head><body>\n<h1>Neurons of %s</h1>\n<p class=\"note\">%d layers &times; %d MLP neurons, over %d tokens. Per layer, "
+                   "the %d neurons with the highest top activation over mean |activation|, each with its top %d positions "
+                   "(the token it fires on <mark>marked</mark>).</p>\n",
+                t, ts_viz_css(), t, c->n_layers, H, n, shown, K);
+        for (int l = 0; l < c->n_layers; l++) {
+            for (int j = 0; j < H; j++) {
+                size_t at = (size_t)l * H + j;
+                double mean = sum_abs[at] / (n > 0 ? n : 1);
+                order[j] = j, score[j] = count[at] > 0 && mean > 0 ? top[at * K].value / mean : 0.0;
+            }
+            for (int i = 1; i < H; i++) /* insertion sort by score, higher first, lower index on ties */
+                for (int k = i; k > 0 && score[order[k]] > score[order[k - 1]]; k--) {
+                    int tmp = order[k];
+                    order[k] = order[k - 1], order[k - 1] = tmp;
+                }
+            fprintf(f, "<h2 id=\"L%d\">Layer %d</h2>\n<p class=\"note\">", l, l);
+            for (int r = 0; r < shown; r++) fprintf(f, "<a href=\"#L%dN%d\">%d</a> ", l, order[r], order[r]);
+            fprintf(f, "</p>\n");
+            for (int r = 0; r < shown; r++) {
+                int j = order[r];
+                size_t at = (size_t)l * H + j;
+                fprintf(f, "<div class=\"neuron\" id=\"L%dN%d\"><b>L%d N%d</b> <span class=\"h\">selectivity %.1f</span>\n", l, j, l, j,
+                        score[j]);
+                for (int k = 0; k < count[at]; k++) {
+                    const ts_top_entry *e = top + at * K + k;
+                    fprintf(f, "<div class=\"ctx\"><span class=\"h\">%8.3f @%d</span> ", (double)e->value, e->position);
+                    for (int p = e->position - 10 < 0 ? 0 : e->position - 10; p <= e->position + 3 && p < n; p++) {
+                        size_t len;
+                        const char *piece = ts_token_text(m, ids[p], &len);
+                        ts_escape(t, sizeof t, piece, len, 1);
+                        fprintf(f, p == e->position ? "<mark>%s</mark>" : "%s", t);
+                    }
+                    fprintf(f, "</div>\n");
+                }
+                fprintf(f, "</div>\n");
+            }
+        }
+        fprintf(f, "</body></html>\n");
+    }
+    int ok = f && order && score;
+    if (f && fclose(f) != 0) ok = 0;
+    free(order), free(score);
+    if (!ok) {
+        snprintf(t, sizeof t, "cannot write %.400s: %s", a->viz_path, f ? strerror(errno) : "out of memory");
+        return ts_die(t);
+    }
+    return 0;
+}
+
 /* ==========================================================================
  * 11. The program: the modes and main
  * ========================================================================== */
@@ -3805,7 +4079,7 @@ static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long s
         int n = s->max_positions, *ids = NULL, n_prompt = 0;
         if ((double)c->n_layers * c->n_heads * n * n > 64e6)
             return ts_die("--viz: the attention of so many positions, layers and heads is too large to draw: use fewer steps (-n)");
-        if (ts_session_record_attention(s, n, &err) || ts_prompt_tokens(s->model, a->prompt ? a->prompt : "", &ids, &n_prompt, &err))
+        if (ts_session_record_attention(s, n, &err) || ts_prompt_tokens(s->model, a->prompt ? a->prompt : "", a->prompt ? strlen(a->prompt) : 0, &ids, &n_prompt, &err))
             return ts_die(err.msg);
         viz.m = s->model;
         viz.tokens = (int *)malloc((size_t)(n + 1) * sizeof(int));
@@ -4009,6 +4283,24 @@ static int ts_run_decode(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
+/* Writes count 32-bit values (float32 or int32) little-endian, whatever the host's byte
+ * order: 0, or -1 if the write fails. */
+static int ts_write_le32(FILE *f, const void *data, size_t count) {
+    const unsigned char *in = (const unsigned char *)data;
+    unsigned char buf[4096];
+    for (size_t i = 0; i < count;) {
+        size_t k = 0;
+        for (; k < sizeof buf && i < count; k += 4, i++) {
+            uint32_t bits;
+            memcpy(&bits, in + 4 * i, 4);
+            buf[k] = (unsigned char)bits, buf[k + 1] = (unsigned char)(bits >> 8);
+            buf[k + 2] = (unsigned char)(bits >> 16), buf[k + 3] = (unsigned char)(bits >> 24);
+        }
+        if (fwrite(buf, 1, k, f) != k) return -1;
+    }
+    return 0;
+}
+
 static int ts_run_logits(const ts_model *m, const ts_args *a) {
     const ts_config *c = ts_model_config(m);
     char msg[512];
@@ -4021,7 +4313,7 @@ static int ts_run_logits(const ts_model *m, const ts_args *a) {
         return ts_die(msg);
     }
     ts_session *s;
-    if (ts_open_session(m, n, &s)) {
+    if (ts_open_session(m, n, &s, a)) {
         free(ids);
         return 1;
     }
@@ -4037,12 +4329,7 @@ static int ts_run_logits(const ts_model *m, const ts_args *a) {
             ok = 0, failed_forward = 1;
             break;
         }
-        for (size_t i = 0; ok && i < (size_t)k * V; i++) { /* float32 little-endian */
-            uint32_t bits;
-            memcpy(&bits, &logits[i], 4);
-            unsigned char b[4] = {(unsigned char)bits, (unsigned char)(bits >> 8), (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
-            ok = fwrite(b, 1, 4, f) == 4;
-        }
+        ok = ts_write_le32(f, logits, (size_t)k * V) == 0;
     }
     int saved_errno = errno;
     if (f && fclose(f) != 0) ok = 0, saved_errno = errno;
@@ -4073,7 +4360,7 @@ static int ts_run_ppl(const ts_model *m, const ts_args *a) {
     /* chunks of seq_len tokens; a text of len bytes is at most len + 2 tokens (BOS, prefix) */
     int positions = len + 2 < (size_t)m->config.seq_len ? (int)len + 2 : m->config.seq_len;
     ts_session *s;
-    if (ts_open_session(m, positions, &s)) {
+    if (ts_open_session(m, positions, &s, a)) {
         free(text);
         return 1;
     }
@@ -4089,6 +4376,187 @@ static int ts_run_ppl(const ts_model *m, const ts_args *a) {
     return 0;
 }
 
+/* ---- -m dump: the insides of one run as NumPy arrays ----
+ * Format 1.0 of the .npy files (numpy.lib.format): the magic "\x93NUMPY", version 1 0, a
+ * little-endian uint16 header length, then a Python dict literal (descr, fortran_order,
+ * shape) padded with spaces and a newline to a multiple of 64 bytes, then the data in C
+ * order. */
+static FILE *ts_npy_create(const char *path, const char *descr, const size_t *shape, int ndim) {
+    char dict[256];
+    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < ndim; i++) len += snprintf(dict + len, sizeof dict - (size_t)len, "%zu,%s", shape[i], i + 1 < ndim ? " " : "");
+    len += snprintf(dict + len, sizeof dict - (size_t)len, "), }");
+    int pad = (64 - (10 + len + 1) % 64) % 64, header = len + pad + 1;
+    FILE *f = fopen(path, "wb");
+    if (!f) return NULL;
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)header, (unsigned char)(header >> 8)};
+    fwrite(magic, 1, sizeof magic, f);
+    fprintf(f, "%s%*s\n", dict, pad, "");
+    return f;
+}
+
+/* One array: dir/name of shape (ndim dims) from data. 0, or non-zero with a message. */
+static int ts_npy_write(const char *dir, const char *name, const char *descr, const size_t *shape, int ndim, const void *data,
+                        char *msg, size_t msg_len) {
+    char path[4096];
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= shape[i];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = ts_npy_create(path, descr, shape, ndim);
+    int ok = f && ts_write_le32(f, data, count) == 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) snprintf(msg, msg_len, "cannot write %.400s: %s", path, strerror(errno));
+    return !ok;
+}
+
+/* The tokens of -i TEXT or -f FILE as a prompt is encoded (BOS first for Llama models), or
+ * the ids of --ids FILE as they are. */
+static int *ts_input_tokens(const ts_model *m, const ts_args *a, int *n, char *msg, size_t msg_len) {
+    if (a->ids_path) return ts_read_ids(a->ids_path, m->config.vocab_size, n, msg, msg_len);
+    size_t len = a->prompt ? strlen(a->prompt) : 0;
+    char *text = a->text_path ? ts_slurp(a->text_path, &len, msg, msg_len) : NULL;
+    if (a->text_path && !text) return NULL;
+    int *ids = NULL;
+    ts_error err = {0, ""};
+    if (ts_prompt_tokens(m, text ? text : a->prompt, len, &ids, n, &err)) snprintf(msg, msg_len, "%s", err.msg), ids = NULL;
+    free(text);
+    return ids;
+}
+
+static int ts_run_dump(const ts_model *m, const ts_args *a) {
+    const ts_config *c = ts_model_config(m);
+    char msg[512];
+    int n;
+    int *ids = ts_input_tokens(m, a, &n, msg, sizeof msg);
+    if (!ids) return ts_die(msg);
+    if (n > c->seq_len) {
+        snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d: a dump is of one run, not cut", n, c->seq_len);
+        free(ids);
+        return ts_die(msg);
+    }
+#ifdef TS_HAVE_MMAP
+    if (mkdir(a->out_path, 0777) != 0 && errno != EEXIST) {
+        snprintf(msg, sizeof msg, "cannot make the folder %s: %s", a->out_path, strerror(errno));
+        free(ids);
+        return ts_die(msg);
+    }
+#endif
+    size_t L = (size_t)c->n_layers, N = (size_t)n, V = (size_t)c->vocab_size;
+    /* held in memory: the logits, attention, residual stream and MLP (the lens is written a
+     * layer at a time); past this machine's memory the run could only swap */
+    double bytes = 4.0 * N * ((double)V + (double)L * c->n_heads * N + (double)(L + 1) * c->dim + (double)L * c->hidden_dim);
+    size_t physical = ts_physical_memory();
+    if (physical > 0 && bytes > (double)physical) {
+        snprintf(msg, sizeof msg, "a dump of %d tokens needs %.0f MB of memory, more than this machine's %zu MB: dump a shorter text", n,
+                 bytes / 1048576, physical >> 20);
+        free(ids);
+        return ts_die(msg);
+    }
+    ts_session *s;
+    if (ts_open_session(m, n, &s, a)) {
+        free(ids);
+        return 1;
+    }
+    ts_error err = {0, ""};
+    float *logits = (float *)malloc(N * V * sizeof(float));
+    int rc = logits ? TS_OK : ts_fail(&err, TS_E_NOMEM, "out of memory for the logits of %d tokens (%zu MB)", n, N * V * 4 >> 20);
+    if (!rc) rc = ts_session_record_attention(s, n, &err);
+    if (!rc) rc = ts_session_record_internals(s, n, &err);
+    for (int done = 0; !rc && done < n; done += s->batch)
+        rc = ts_forward_all(s, ids + done, n - done < s->batch ? n - done : s->batch, done, logits + (size_t)done * V, &err);
+    if (rc) snprintf(msg, sizeof msg, "%s", err.msg);
+    size_t tokens[1] = {N}, resid[3] = {L + 1, N, (size_t)c->dim}, mlp[3] = {L, N, (size_t)c->hidden_dim};
+    size_t attn[4] = {L, (size_t)c->n_heads, N, N}, logit_shape[2] = {N, V}, lens[3] = {L, N, V};
+    if (!rc) rc = ts_npy_write(a->out_path, "tokens.npy", "<i4", tokens, 1, ids, msg, sizeof msg);
+    if (!rc) rc = ts_npy_write(a->out_path, "resid.npy", "<f4", resid, 3, ts_session_residual(s, NULL), msg, sizeof msg);
+    if (!rc) rc = ts_npy_write(a->out_path, "mlp.npy", "<f4", mlp, 3, ts_session_mlp(s, NULL), msg, sizeof msg);
+    if (!rc) rc = ts_npy_write(a->out_path, "attn.npy", "<f4", attn, 4, ts_session_attention(s, NULL), msg, sizeof msg);
+    if (!rc) rc = ts_npy_write(a->out_path, "logits.npy", "<f4", logit_shape, 2, logits, msg, sizeof msg);
+    if (!rc && a->lens) { /* a layer at a time into the logits' buffer: memory does not grow with the layers */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/lens.npy", a->out_path);
+        FILE *f = ts_npy_create(path, "<f4", lens, 3);
+        rc = !f;
+        for (size_t l = 0; !rc && l < L; l++)
+            rc = ts_logit_lens(s, ts_session_residual(s, NULL) + (l + 1) * N * c->dim, n, logits, &err) ||
+                 ts_write_le32(f, logits, N * V);
+        if (f && fclose(f) != 0) rc = 1;
+        if (rc) snprintf(msg, sizeof msg, "cannot write %.400s: %s", path, strerror(errno));
+    }
+    free(ids), free(logits);
+    ts_session_free(s);
+    return rc ? ts_die(msg) : 0;
+}
+
+/* ---- -m neurons: where each MLP neuron fires most ----
+ * The text's tokens run in windows of the context (each from position 0, as -m ppl runs
+ * them); for every layer and neuron the K positions of the largest activations are kept,
+ * largest first, the earlier position first among equal ones. */
+static void ts_top_insert(ts_top_entry *top, int k, int *count, float value, int position) {
+    if (*count == k && !(value > top[k - 1].value)) return; /* NaN never enters */
+    int i = *count < k ? (*count)++ : k - 1;
+    for (; i > 0 && value > top[i - 1].value; i--) top[i] = top[i - 1];
+    top[i].value = value, top[i].position = position;
+}
+
+static int ts_neuron_tops(const ts_model *m, const ts_args *a, const int *ids, int n, ts_top_entry *top, int *count,
+                          double *sum_abs, char *msg, size_t msg_len) {
+    const ts_config *c = ts_model_config(m);
+    int P = n < c->seq_len ? n : c->seq_len, H = c->hidden_dim, K = a->top_k;
+    ts_session *s;
+    if (ts_open_session(m, P, &s, a)) return snprintf(msg, msg_len, "no session"), -1; /* ts_die has spoken */
+    ts_error err = {0, ""};
+    float *logits = (float *)malloc((size_t)s->batch * c->vocab_size * sizeof(float));
+    int rc = logits ? ts_session_record_internals(s, P, &err) : ts_fail(&err, TS_E_NOMEM, "out of memory");
+    for (int start = 0; !rc && start < n; start += P) {
+        int len = n - start < P ? n - start : P;
+        for (int done = 0; !rc && done < len; done += s->batch)
+            rc = ts_forward_all(s, ids + start + done, len - done < s->batch ? len - done : s->batch, done, logits, &err);
+        const float *mlp = ts_session_mlp(s, NULL); /* (n_layers, P, hidden) */
+        for (int l = 0; !rc && l < c->n_layers; l++)
+            for (int t = 0; t < len; t++)
+                for (int j = 0; j < H; j++) {
+                    size_t at = (size_t)l * H + j;
+                    float value = mlp[((size_t)l * P + t) * H + j];
+                    ts_top_insert(top + at * K, K, count + at, value, start + t);
+                    sum_abs[at] += fabs((double)value);
+                }
+    }
+    if (rc) snprintf(msg, msg_len, "%s", err.msg);
+    free(logits);
+    ts_session_free(s);
+    return rc;
+}
+
+static int ts_run_neurons(const ts_model *m, const ts_args *a) {
+    const ts_config *c = ts_model_config(m);
+    char msg[512], text[256];
+    int n, K = a->top_k;
+    int *ids = ts_input_tokens(m, a, &n, msg, sizeof msg);
+    if (!ids) return ts_die(msg);
+    size_t outputs = (size_t)c->n_layers * c->hidden_dim;
+    ts_top_entry *top = (ts_top_entry *)malloc(outputs * K * sizeof(ts_top_entry));
+    int *count = (int *)calloc(outputs, sizeof(int));
+    double *sum_abs = (double *)calloc(outputs, sizeof(double));
+    int rc = top && count && sum_abs ? ts_neuron_tops(m, a, ids, n, top, count, sum_abs, msg, sizeof msg)
+                                     : (snprintf(msg, sizeof msg, "out of memory"), 1);
+    if (rc == 0) {
+        printf("# layer\tneuron\trank\tposition\tactivation\ttoken\n");
+        for (size_t at = 0; at < outputs && !ferror(stdout); at++)
+            for (int r = 0; r < count[at]; r++) {
+                const ts_top_entry *e = top + at * K + r;
+                size_t len;
+                const char *p = ts_token_text(m, ids[e->position], &len);
+                ts_escape(text, sizeof text, p, len, 0);
+                printf("%d\t%d\t%d\t%d\t%.6g\t\"%s\"\n", (int)(at / c->hidden_dim), (int)(at % c->hidden_dim), r, e->position,
+                       (double)e->value, text);
+            }
+        if (a->viz_path && ts_viz_neurons(m, a, ids, n, top, count, sum_abs)) rc = -1;
+    }
+    free(ids), free(top), free(count), free(sum_abs);
+    return rc < 0 ? 1 : rc ? ts_die(msg) : 0;
+}
+
 int main(int argc, char **argv) {
     ts_args a;
     char msg[512];
@@ -4102,14 +4570,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* output files are checked before any work, not found unwritable after a long run */
-    const char *outputs[] = {a.viz_path, a.out_path};
+    const char *outputs[] = {a.viz_path, strcmp(a.mode, "dump") ? a.out_path : NULL}; /* dump's is a folder */
     for (int i = 0; i < 2; i++)
         if (outputs[i] && ts_check_writable(outputs[i], msg, sizeof msg)) return ts_die(msg);
     /* the tokenizer: -z, else the model's own, else tokenizer.bin (llama2.c's default) */
     ts_model *m;
     ts_error err = {0, ""};
     if (ts_model_load(&m, a.checkpoint, a.tokenizer, &err)) return ts_die(err.msg);
-    if (!a.tokenizer && m->tokenizer.kind == TS_TOK_NONE && strcmp(a.mode, "logits") != 0) {
+    int ids_only = !strcmp(a.mode, "logits") || (!strcmp(a.mode, "dump") && a.ids_path); /* no text in or out */
+    if (!a.tokenizer && m->tokenizer.kind == TS_TOK_NONE && !ids_only) {
         ts_model_free(m);
         if (ts_model_load(&m, a.checkpoint, "tokenizer.bin", &err)) return ts_die(err.msg);
     }
@@ -4121,10 +4590,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a.mode, "logits")) rc = ts_run_logits(m, &a);
     else if (!strcmp(a.mode, "ppl")) rc = ts_run_ppl(m, &a);
     else if (!strcmp(a.mode, "inspect")) rc = ts_run_inspect(m, &a);
+    else if (!strcmp(a.mode, "dump")) rc = ts_run_dump(m, &a);
+    else if (!strcmp(a.mode, "neurons")) rc = ts_run_neurons(m, &a);
     else { /* generate and chat run at most `steps` positions */
         int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
         ts_session *s = NULL;
-        rc = ts_open_session(m, steps, &s);
+        rc = ts_open_session(m, steps, &s, &a);
         if (rc == 0) rc = !strcmp(a.mode, "generate") ? ts_run_generate(s, &a, seed) : ts_run_chat(s, &a, seed);
         ts_session_free(s);
     }
@@ -4160,7 +4631,9 @@ static const char *ts_viz_css(void) {
     "th{color:#5b6475;font-weight:normal;border-bottom:1px solid #d8dde6}\n"
     "code{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre;background:#eef0f4;border-radius:3px;padding:0 2px}\n"
     ".cand{display:inline-block;min-width:170px;white-space:pre}.cand.c{font-weight:bold}\n"
-    ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}\n";
+    ".cand i{display:inline-block;height:8px;background:#7d9be0;margin-right:4px;vertical-align:middle}\n"
+    ".neuron{margin:10px 0;max-width:1300px}.ctx{font:13px ui-monospace,'DejaVu Sans Mono',monospace;white-space:pre-wrap}\n"
+    "mark{background:#ffd15c;border-radius:3px}.neuron:target{outline:2px solid #1d4fd7}\n";
 }
 #endif
 

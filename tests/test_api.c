@@ -518,6 +518,68 @@ static void test_tiny_temperatures(void) {
 
 /* ---- small pieces -------------------------------------------------------------------- */
 
+/* ---- looking inside: ablation and the recorded internals --------------------------- */
+
+/* With parts switched off, a block and one token at a time still give the same bits (logits,
+ * residual stream, MLP activations); switching them back on gives the unablated bits. */
+static void test_ablation(void) {
+    if (!have_shared && skip("ablation")) return;
+    ts_model *m = NULL;
+    ts_error e = {0, ""};
+    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
+    if (!m) return;
+    const ts_config *c = ts_model_config(m);
+    int ids[64], n = 0, V = c->vocab_size;
+    const char *text = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+    CHECK_MSG(ts_encode(m, text, strlen(text), 1, ids, 64, &n, &e) == 0 && n > 20 && n <= 64, "encode: %d ids", n);
+    ts_session *s[3] = {NULL, NULL, NULL};
+    float *logits[3];
+    for (int k = 0; k < 3; k++) {
+        CHECK_MSG(ts_session_new(&s[k], m, 64, &e) == 0, "session: %s", e.msg);
+        CHECK_MSG(ts_session_record_internals(s[k], n, &e) == 0, "record: %s", e.msg);
+        logits[k] = (float *)calloc((size_t)n * V, sizeof(float));
+    }
+    for (int k = 0; k < 2; k++) /* sessions 0 and 1 ablated alike, session 2 not */
+        CHECK_MSG(ts_session_ablate(s[k], TS_ABLATE_HEAD, 1, 3, 1, &e) == 0 && ts_session_ablate(s[k], TS_ABLATE_NEURON, 2, 100, 1, &e) == 0 &&
+                      ts_session_ablate(s[k], TS_ABLATE_NEURON, 4, 0, 1, &e) == 0,
+                  "ablate: %s", e.msg);
+    CHECK_MSG(ts_forward_all(s[0], ids, n, 0, logits[0], &e) == 0, "block: %s", e.msg);
+    for (int i = 0; i < n; i++) CHECK_MSG(ts_forward_all(s[1], ids + i, 1, i, logits[1] + (size_t)i * V, &e) == 0, "token %d", i);
+    CHECK_MSG(ts_forward_all(s[2], ids, n, 0, logits[2], &e) == 0, "unablated: %s", e.msg);
+    int rec = 0;
+    size_t resid = (size_t)(c->n_layers + 1) * n * c->dim, mlp = (size_t)c->n_layers * n * c->hidden_dim;
+    CHECK_MSG(memcmp(logits[0], logits[1], (size_t)n * V * sizeof(float)) == 0, "ablated logits: block and tokens agree to the bit");
+    CHECK_MSG(memcmp(ts_session_residual(s[0], &rec), ts_session_residual(s[1], NULL), resid * sizeof(float)) == 0 && rec == n,
+              "residual stream: block and tokens agree (%d positions)", rec);
+    CHECK_MSG(memcmp(ts_session_mlp(s[0], NULL), ts_session_mlp(s[1], NULL), mlp * sizeof(float)) == 0, "MLP: block and tokens agree");
+    CHECK_MSG(memcmp(logits[0], logits[2], (size_t)n * V * sizeof(float)) != 0, "the ablation changes the logits");
+    const float *act = ts_session_mlp(s[0], NULL);
+    int zero = 1;
+    for (int t = 0; t < n; t++) zero &= act[((size_t)2 * n + t) * c->hidden_dim + 100] == 0.0f && act[(size_t)t * c->hidden_dim] != 0.0f;
+    CHECK_MSG(zero, "neuron 2.100 is 0 at every position, neuron 0.0 is not");
+    /* the lens of the last residual is the logits, bit for bit */
+    float *lens = (float *)malloc((size_t)n * V * sizeof(float));
+    CHECK_MSG(ts_logit_lens(s[2], ts_session_residual(s[2], NULL) + (size_t)c->n_layers * n * c->dim, n, lens, &e) == 0 &&
+                  memcmp(lens, logits[2], (size_t)n * V * sizeof(float)) == 0,
+              "ts_logit_lens of the last layer's residual = the logits");
+    /* back on: the unablated bits */
+    ts_session_ablate(s[0], TS_ABLATE_HEAD, 1, 3, 0, &e), ts_session_ablate(s[0], TS_ABLATE_NEURON, 2, 100, 0, &e);
+    ts_session_ablate(s[0], TS_ABLATE_NEURON, 4, 0, 0, &e);
+    CHECK_MSG(ts_forward_all(s[0], ids, n, 0, logits[0], &e) == 0 && memcmp(logits[0], logits[2], (size_t)n * V * sizeof(float)) == 0,
+              "parts switched back on give the unablated logits");
+    CHECK_ERR(ts_session_ablate(s[0], TS_ABLATE_HEAD, c->n_layers, 0, 1, err), TS_E_RANGE);
+    CHECK_ERR(ts_session_ablate(s[0], TS_ABLATE_HEAD, 0, c->n_heads, 1, err), TS_E_RANGE);
+    CHECK_ERR(ts_session_ablate(s[0], TS_ABLATE_NEURON, 0, -1, 1, err), TS_E_RANGE);
+    CHECK_ERR(ts_session_ablate(s[0], 7, 0, 0, 1, err), TS_E_ARG);
+    CHECK_ERR(ts_session_ablate(NULL, TS_ABLATE_HEAD, 0, 0, 1, err), TS_E_ARG);
+    CHECK_ERR(ts_session_record_internals(s[0], 65, err), TS_E_RANGE);
+    CHECK_ERR(ts_logit_lens(s[0], NULL, 1, lens, err), TS_E_ARG);
+    CHECK_MSG(ts_session_record_internals(s[0], 0, &e) == 0 && ts_session_residual(s[0], &rec) == NULL && rec == 0, "recording stops");
+    free(lens);
+    for (int k = 0; k < 3; k++) free(logits[k]), ts_session_free(s[k]);
+    ts_model_free(m);
+}
+
 static void test_top_k(void) {
     float logits[6] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f};
     int ids[6];
@@ -542,7 +604,8 @@ int main(void) {
     struct { void (*fn)(void); const char *name; } groups[] = {
         {test_errors_without_model, "errors without a model"}, {test_errors_with_model, "errors with a model"},
         {test_top_k, "top k"}, {test_blocks, "blocks"}, {test_generate_callbacks, "generate callbacks"},
-        {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"}};
+        {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"},
+        {test_ablation, "ablation and internals"}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int failed_before = n_fail, skipped_before = n_skip;
         double t0 = ts_now();

@@ -190,7 +190,8 @@ class TestInspect(unittest.TestCase):
 
 def read_png(path):
     """(width, height, rows of (r, g, b) tuples) of an 8-bit RGB or RGBA PNG, stdlib only."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, ihdr = 8, b"", None
     while pos < len(data):
@@ -326,7 +327,7 @@ class TestViz(unittest.TestCase):
     def test_errors(self):
         p = subprocess.run([RUN, MODEL, "-z", TOK, "-m", "ppl", "-f", TEXT, "--viz", "x.html"], capture_output=True)
         self.assertEqual(p.returncode, 1)
-        self.assertIn(b"--viz works with -m generate only", p.stderr)
+        self.assertIn(b"--viz works with -m generate and -m neurons only", p.stderr)
         p = subprocess.run([RUN, MODEL, "-z", TOK, "-n", "10", "--viz", "/nonexistent/dir/x.html"], capture_output=True)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"cannot write /nonexistent/dir/x.html", p.stderr)
@@ -353,59 +354,20 @@ class TestViz(unittest.TestCase):
 
 try:
     import numpy as np
+    import numpy_ref
 except ImportError:
     np = None
 
 
 def numpy_loss(token_ids, chunk):
-    """Mean -log p of the predicted tokens, stories260K in float64: a Llama forward pass of
-    its own (llama2.c legacy file: RMSNorm, rotary, grouped-query attention, SwiGLU)."""
-    data = open(MODEL, "rb").read()
-    dim, hidden, layers, heads, kv_heads, vocab, seq_len = struct.unpack("<7i", data[:28])
-    shared, vocab, hd = vocab > 0, abs(vocab), dim // heads
-    w, at = np.frombuffer(data, dtype="<f4", offset=28).astype(np.float64), [0]
-
-    def take(*shape):
-        n = int(np.prod(shape))
-        at[0] += n
-        return w[at[0] - n:at[0]].reshape(shape)
-    emb, att_norm = take(vocab, dim), take(layers, dim)
-    wq, wk, wv = take(layers, dim, dim), take(layers, kv_heads * hd, dim), take(layers, kv_heads * hd, dim)
-    wo, ffn_norm = take(layers, dim, dim), take(layers, dim)
-    w1, w2, w3 = take(layers, hidden, dim), take(layers, dim, hidden), take(layers, hidden, dim)
-    final_norm = take(dim)
-    take(seq_len, hd)  # llama2.c's unused rope tables
-    cls = emb if shared else take(vocab, dim)
-
-    def rms(x, g):
-        return g * x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5)
-
-    def rope(x, pos):  # x (T, n, hd): pairs (2i, 2i+1) turn by pos / 10000^(2i/hd)
-        ang = pos[:, None] / 10000.0 ** (np.arange(0, hd, 2) / hd)
-        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-        out = x.copy()
-        out[..., 0::2], out[..., 1::2] = x[..., 0::2] * c - x[..., 1::2] * s, x[..., 0::2] * s + x[..., 1::2] * c
-        return out
-
+    """Mean -log p of the predicted tokens, stories260K in float64 (tests/numpy_ref.py's
+    forward pass), each chunk from position 0 as -m ppl runs them."""
+    model = numpy_ref.llama2c(MODEL)
     total, count = 0.0, 0
     for start in range(0, len(token_ids), chunk):
         ids = np.array(token_ids[start:start + chunk])
-        T, pos = len(ids), np.arange(len(ids), dtype=np.float64)
-        x = emb[ids]
-        mask = np.triu(np.full((T, T), -np.inf), 1)
-        for l in range(layers):
-            h = rms(x, att_norm[l])
-            q = rope((h @ wq[l].T).reshape(T, heads, hd), pos)
-            k = rope((h @ wk[l].T).reshape(T, kv_heads, hd), pos).repeat(heads // kv_heads, axis=1)
-            v = (h @ wv[l].T).reshape(T, kv_heads, hd).repeat(heads // kv_heads, axis=1)
-            scores = np.einsum("thd,shd->hts", q, k) / np.sqrt(hd) + mask
-            p = np.exp(scores - scores.max(-1, keepdims=True))
-            p /= p.sum(-1, keepdims=True)
-            x = x + np.einsum("hts,shd->thd", p, v).reshape(T, dim) @ wo[l].T
-            h = rms(x, ffn_norm[l])
-            a, b = h @ w1[l].T, h @ w3[l].T
-            x = x + (a / (1 + np.exp(-a)) * b) @ w2[l].T
-        logits = rms(x, final_norm) @ cls.T
+        T = len(ids)
+        logits = numpy_ref.forward(model, ids)["logits"]
         m = logits.max(-1, keepdims=True)
         logp = logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))
         total -= logp[np.arange(T - 1), ids[1:]].sum()
