@@ -152,12 +152,22 @@ typedef int (*ts_piece_fn)(void *user, int token, const char *piece, size_t len)
  * floats) and the position of the token they follow. It may change them (ban a token, ...). */
 typedef void (*ts_logits_fn)(void *user, int pos, float *logits);
 
+/* A zeroed struct but for temperature and topp samples as llama2.c does. The filters run in
+ * this order before llama2.c's draw: repetition penalty, top-k, temperature, min-p, top-p. */
 typedef struct ts_generate_opts {
     float temperature;          /* >= 0; 0 = greedy */
     float topp;                 /* nucleus threshold in [0, 1]; 0 or 1 = sample the full distribution */
     unsigned long long seed;    /* random number generator state (0 is taken as 1) */
     int steps;                  /* positions to run, prompt included; 0 or > max positions = all */
     ts_logits_fn on_logits;     /* optional, may be NULL */
+    int top_k;                  /* >= 0: keep the k most likely tokens (ties: the lower id); 0 = all */
+    float min_p;                /* in [0, 1]: keep tokens of probability >= min_p x the most likely one's */
+    float repeat_penalty;       /* > 0, 0 = off: a logit of a token among the last repeat_last_n is
+                                 * divided by it if positive, multiplied if negative (llama.cpp's rule) */
+    int repeat_last_n;          /* tokens the penalty looks back over, prompt included; 0 = 64 */
+    const char *const *stop;    /* n_stop strings: generation ends before the first occurrence of any in
+                                 * the generated text (not printed; one split across tokens too) */
+    int n_stop;
 } ts_generate_opts;
 
 typedef struct ts_generate_stats {
@@ -1007,11 +1017,94 @@ void ts_seed(ts_session *s, unsigned long long seed) {
     if (s) s->rng_state = seed ? seed : 1;
 }
 
+/* The repetition penalty over the last `last_n` tokens of history (n of them), once per
+ * distinct token: a positive logit is divided by penalty, a negative one multiplied. */
+static void ts_repeat_penalty(float *logits, int vocab, const int *history, int n, int last_n, float penalty) {
+    int first = n > last_n ? n - last_n : 0;
+    for (int i = first; i < n; i++) {
+        int id = history[i], repeat = 0;
+        for (int j = first; j < i && !repeat; j++) repeat = history[j] == id;
+        if (id < 0 || id >= vocab || repeat) continue;
+        logits[id] = logits[id] > 0.0f ? logits[id] / penalty : logits[id] * penalty;
+    }
+}
+
+/* Top-k: every token but the k most likely (ties: the lower id) gets -inf. */
+static void ts_keep_top_k(float *logits, int vocab, int k, ts_prob_index *scratch) {
+    if (k <= 0 || k >= vocab) return;
+    for (int i = 0; i < vocab; i++) scratch[i].prob = logits[i], scratch[i].index = i;
+    qsort(scratch, (size_t)vocab, sizeof(ts_prob_index), ts_compare_prob);
+    for (int i = k; i < vocab; i++) logits[scratch[i].index] = -INFINITY;
+}
+
+/* Min-p on probabilities: those below min_p x the largest become 0, the rest sum to 1 again. */
+static void ts_keep_min_p(float *probs, int vocab, float min_p) {
+    float top = ts_max(probs, vocab), cut = min_p * top;
+    double sum = 0.0;
+    for (int i = 0; i < vocab; i++) {
+        if (probs[i] < cut) probs[i] = 0.0f;
+        sum += probs[i];
+    }
+    for (int i = 0; i < vocab; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+/* Draws the next token from logits (vocab_size, changed in place): the filters of o, in
+ * their order, then llama2.c's draw. history: the n tokens so far, for the penalty. With
+ * the filters off this is exactly llama2.c's sampler. */
+static int ts_sample_with(ts_session *s, float *logits, const ts_generate_opts *o, const int *history, int n) {
+    int vocab = s->model->config.vocab_size;
+    if (o->repeat_penalty > 0.0f && o->repeat_penalty != 1.0f)
+        ts_repeat_penalty(logits, vocab, history, n, o->repeat_last_n > 0 ? o->repeat_last_n : 64, o->repeat_penalty);
+    ts_keep_top_k(logits, vocab, o->top_k, s->probindex);
+    if (o->min_p <= 0.0f) return ts_sample_logits(s, logits, o->temperature, o->topp);
+    float temperature = o->temperature;
+    if (temperature == 0.0f || !isfinite(ts_max(logits, vocab) / temperature)) return ts_argmax(logits, vocab);
+    for (int i = 0; i < vocab; i++) logits[i] /= temperature;
+    ts_softmax(logits, vocab);
+    ts_keep_min_p(logits, vocab, o->min_p);
+    float coin = ts_random_f32(&s->rng_state);
+    if (o->topp <= 0.0f || o->topp >= 1.0f) return ts_sample_mult(logits, vocab, coin);
+    return ts_sample_topp(logits, vocab, o->topp, s->probindex, coin);
+}
+
 static int ts_check_sampling(float temperature, float topp, ts_error *err) {
     if (!(temperature >= 0.0f) || !isfinite(temperature))
         return ts_fail(err, TS_E_ARG, "temperature %g must be a finite number >= 0", (double)temperature);
     if (!(topp >= 0.0f && topp <= 1.0f)) return ts_fail(err, TS_E_ARG, "top-p %g must be in [0, 1]", (double)topp);
     return TS_OK;
+}
+
+static int ts_check_opts(const ts_generate_opts *o, ts_error *err) {
+    int rc = ts_check_sampling(o->temperature, o->topp, err);
+    if (rc) return rc;
+    if (o->top_k < 0) return ts_fail(err, TS_E_ARG, "top-k %d must be 0 (off) or more", o->top_k);
+    if (!(o->min_p >= 0.0f && o->min_p <= 1.0f)) return ts_fail(err, TS_E_ARG, "min-p %g must be in [0, 1]", (double)o->min_p);
+    if (!(o->repeat_penalty >= 0.0f) || !isfinite(o->repeat_penalty))
+        return ts_fail(err, TS_E_ARG, "repetition penalty %g must be a finite number > 0 (0: off)", (double)o->repeat_penalty);
+    if (o->repeat_last_n < 0) return ts_fail(err, TS_E_ARG, "repeat_last_n %d must be 0 (64) or more", o->repeat_last_n);
+    if (o->n_stop < 0 || (o->n_stop > 0 && !o->stop)) return ts_fail(err, TS_E_ARG, "%d stop strings and no array of them", o->n_stop);
+    for (int i = 0; i < o->n_stop; i++)
+        if (!o->stop[i] || !o->stop[i][0]) return ts_fail(err, TS_E_ARG, "stop string %d is empty", i);
+    return TS_OK;
+}
+
+/* Stop strings: the generated text waits in `held` while it could still be the start of one;
+ * returns the bytes of held that can go out, and sets *stop when a stop string is complete
+ * (the bytes before it go out, it and what follows do not). */
+static size_t ts_stop_release(const ts_generate_opts *o, const char *held, size_t n, int *stop) {
+    size_t release = n;
+    *stop = 0;
+    for (int i = 0; i < o->n_stop; i++) {
+        size_t k = strlen(o->stop[i]);
+        for (size_t at = 0; at < n && at < release; at++) { /* a stop string from `at`, whole or cut by the end */
+            size_t part = n - at < k ? n - at : k;
+            if (memcmp(held + at, o->stop[i], part) != 0) continue;
+            if (part == k) *stop = 1;
+            release = at;
+            break;
+        }
+    }
+    return release;
 }
 
 int ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err) {
@@ -1045,7 +1138,7 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     if (!s || !o) return ts_fail(err, TS_E_ARG, "ts_generate: %s is NULL", s ? "opts" : "the session");
     const ts_model *m = s->model;
     int steps = o->steps, *ids = NULL, n_prompt = 0;
-    int rc = ts_check_sampling(o->temperature, o->topp, err);
+    int rc = ts_check_opts(o, err);
     if (rc) return rc;
     if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
     if (steps > s->max_positions) steps = s->max_positions;
@@ -1055,6 +1148,22 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         free(ids);
         return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
     }
+    /* the tokens so far (the penalty's history), and the generated text held back while it
+     * could be the start of a stop string */
+    size_t held_cap = 0, n_held = 0; /* the longest stop string, and the longest piece */
+    for (int i = 0; i < o->n_stop; i++) held_cap = strlen(o->stop[i]) > held_cap ? strlen(o->stop[i]) : held_cap;
+    if (o->n_stop > 0) {
+        int longest = 0;
+        for (int id = 0; id < m->tokenizer.vocab_size; id++) longest = m->tokenizer.piece_len[id] > longest ? m->tokenizer.piece_len[id] : longest;
+        held_cap += (size_t)longest;
+    }
+    int *history = (int *)malloc(((size_t)steps + 1) * sizeof(int));
+    char *held = (char *)malloc(held_cap + 64); /* + ts_decode's longest: a byte token's text */
+    if (!history || !held) {
+        free(ids), free(history), free(held);
+        return ts_fail(err, TS_E_NOMEM, "out of memory");
+    }
+    history[0] = ids[0];
     ts_seed(s, o->seed);
     /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
     int n_feed = n_prompt < steps ? n_prompt : steps;
@@ -1070,24 +1179,37 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         stopped = on_piece(user, token, piece, len);
     }
     while (pos < steps && logits && !stopped) {
-        int next;
-        if (pos < n_prompt - 1) next = ids[pos + 1];
+        int next, sampled = pos >= n_prompt - 1;
+        if (!sampled) next = ids[pos + 1];
         else {
             if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos, err);
             if (!logits) break;
             if (o->on_logits) o->on_logits(user, pos, logits);
-            next = ts_sample_logits(s, logits, o->temperature, o->topp);
+            next = ts_sample_with(s, logits, o, history, pos + 1);
             generated++;
         }
         pos++;
+        history[pos] = next;
         if (next == m->config.bos_id || (m->tokenizer.kind == TS_TOK_GPT2 && next == m->config.eos_id)) break;
         size_t len;
         const char *piece = ts_decode(m, token, next, &len);
-        if (on_piece && on_piece(user, next, piece, len)) break;
         token = next;
+        if (sampled && o->n_stop > 0) { /* the piece joins the held text; what cannot start a stop string goes out */
+            int stop;
+            memcpy(held + n_held, piece, len);
+            n_held += len;
+            size_t release = ts_stop_release(o, held, n_held, &stop);
+            if ((release > 0 || !stop) && on_piece && on_piece(user, next, held, release)) stopped = 1;
+            memmove(held, held + release, n_held - release);
+            n_held -= release;
+            if (stop) stopped = 1, n_held = 0;
+            continue;
+        }
+        if (on_piece && on_piece(user, next, piece, len)) break;
     }
+    if (n_held > 0 && on_piece) on_piece(user, token, held, n_held); /* the end: no stop string after all */
     double t2 = ts_now();
-    free(ids);
+    free(ids), free(history), free(held);
     if (stats) {
         stats->prompt_tokens = n_feed;
         stats->generated_tokens = generated;
@@ -3473,10 +3595,19 @@ static int ts_parse_long(const char *s, long long lo, long long hi, long long *o
 typedef struct {
     const char *checkpoint, *tokenizer, *prompt, *mode, *system_prompt, *ids_path, *out_path, *text_path, *viz_path;
     const char *ablate_heads, *ablate_neurons; /* "L.I,L.I..." lists, checked for form */
-    float temperature, topp;
+    const char *instruct[4];    /* --features, --words, --sentence, --summary (TinyStories-Instruct) */
+    const char *stop[16];       /* --stop, repeatable */
+    int n_stop;
+    float temperature, topp, min_p, repeat_penalty;
     long long seed;
-    int steps, lens, top_k;
+    int steps, lens, top_k, sample_top_k, repeat_last_n;
+    const char *generate_only; /* the last option given that only -m generate takes */
 } ts_args;
+
+/* TinyStories-Instruct's fields, in the order of its training files, each "Name: value" on
+ * a line of its own, then "Story:" and a newline. */
+static const char *const ts_instruct_names[4] = {"Features", "Words", "Random sentence", "Summary"};
+static const char *const ts_instruct_flags[4] = {"--features", "--words", "--sentence", "--summary"};
 
 /* "L.I[,L.I...]" (--ablate-head, --ablate-neuron; whole numbers from 0): the count of
  * pairs, stored in pairs (room for 2 x count ints) unless NULL; -1 if an item is malformed,
@@ -3515,7 +3646,7 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
 }
 static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t msg_len) {
     memset(a, 0, sizeof *a);
-    a->temperature = 1.0f, a->topp = 0.9f, a->steps = 256, a->mode = "generate";
+    a->temperature = 1.0f, a->topp = 0.9f, a->steps = 256, a->mode = "generate", a->repeat_last_n = 64;
     if (argc < 2) return snprintf(msg, msg_len, "missing the model file"), 1;
     a->checkpoint = argv[1];
     for (int i = 2; i < argc; i += 2) {
@@ -3555,6 +3686,36 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
                        1;
             if (flag[9] == 'h') a->ablate_heads = val;
             else a->ablate_neurons = val;
+        } else if (!strcmp(flag, "--top-k")) {
+            a->generate_only = flag;
+            if (!ts_parse_long(val, 0, INT_MAX, &v))
+                return snprintf(msg, msg_len, "bad top-k '%s' for --top-k: must be a whole number >= 0 (0 = off)", val), 1;
+            a->sample_top_k = (int)v;
+        } else if (!strcmp(flag, "--min-p")) {
+            a->generate_only = flag;
+            if (!ts_parse_float(val, &a->min_p) || a->min_p < 0.0f || a->min_p > 1.0f)
+                return snprintf(msg, msg_len, "bad min-p '%s' for --min-p: must be a number in [0, 1]", val), 1;
+        } else if (!strcmp(flag, "--repeat-penalty")) {
+            a->generate_only = flag;
+            if (!ts_parse_float(val, &a->repeat_penalty) || !(a->repeat_penalty > 0.0f))
+                return snprintf(msg, msg_len, "bad penalty '%s' for --repeat-penalty: must be a finite number > 0 (1 = off)", val), 1;
+        } else if (!strcmp(flag, "--repeat-last-n")) {
+            a->generate_only = flag;
+            if (!ts_parse_long(val, 0, INT_MAX, &v))
+                return snprintf(msg, msg_len, "bad count '%s' for --repeat-last-n: must be a whole number >= 0 (0 = no penalty)", val), 1;
+            a->repeat_last_n = (int)v;
+        } else if (!strcmp(flag, "--stop")) {
+            a->generate_only = flag;
+            if (!val[0]) return snprintf(msg, msg_len, "--stop needs a string that is not empty"), 1;
+            if (a->n_stop == (int)(sizeof a->stop / sizeof a->stop[0]))
+                return snprintf(msg, msg_len, "too many --stop strings (at most %d)", (int)(sizeof a->stop / sizeof a->stop[0])), 1;
+            a->stop[a->n_stop++] = val;
+        } else if (!strcmp(flag, "--features") || !strcmp(flag, "--words") || !strcmp(flag, "--sentence") || !strcmp(flag, "--summary")) {
+            int k = 0;
+            a->generate_only = flag;
+            while (strcmp(flag, ts_instruct_flags[k]) != 0) k++;
+            if (strpbrk(val, "\r\n")) return snprintf(msg, msg_len, "%s must be one line: the value has a line break", flag), 1;
+            a->instruct[k] = val;
         } else if (!strcmp(flag, "--top")) {
             if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --top: must be a whole number in [1, 1000000]", val), 1;
             a->top_k = (int)v;
@@ -3576,6 +3737,7 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
     if (a->lens && !dump && strcmp(a->mode, "inspect") != 0) return snprintf(msg, msg_len, "--lens works with -m dump and -m inspect only"), 1;
     if (a->top_k && !neurons) return snprintf(msg, msg_len, "--top works with -m neurons only"), 1;
     if (!a->top_k) a->top_k = 10;
+    if (a->generate_only && strcmp(a->mode, "generate") != 0) return snprintf(msg, msg_len, "%s works with -m generate only", a->generate_only), 1;
     if (!strcmp(a->mode, "decode") && !a->ids_path) return snprintf(msg, msg_len, "-m decode needs --ids FILE"), 1;
     if (!strcmp(a->mode, "logits") && (!a->ids_path || !a->out_path))
         return snprintf(msg, msg_len, "-m logits needs --ids FILE and --out FILE"), 1;
@@ -4068,9 +4230,28 @@ static int ts_viz_neurons(const ts_model *m, const ts_args *a, const int *ids, i
  * 11. The program: the modes and main
  * ========================================================================== */
 
-static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long seed) {
-    ts_generate_opts o = {a->temperature, a->topp, seed, a->steps, NULL};
+/* The prompt of a run: -i, after the Instruct fields if any are given (malloc'ed, or NULL for
+ * -i as it is). */
+static char *ts_instruct_prompt(const ts_args *a) {
+    size_t len = a->prompt ? strlen(a->prompt) : 0;
+    int any = 0;
+    for (int k = 0; k < 4; k++)
+        if (a->instruct[k]) any = 1, len += strlen(ts_instruct_names[k]) + strlen(a->instruct[k]) + 3;
+    char *text = any ? (char *)malloc(len + 8) : NULL;
+    if (!text) return NULL;
+    text[0] = '\0';
+    for (int k = 0; k < 4; k++)
+        if (a->instruct[k]) strcat(strcat(strcat(strcat(text, ts_instruct_names[k]), ": "), a->instruct[k]), "\n");
+    strcat(text, "Story:\n");
+    if (a->prompt) strcat(text, a->prompt);
+    return text;
+}
+
+static int ts_run_generate_with(ts_session *s, const ts_args *a, unsigned long long seed) {
+    ts_generate_opts o = {.temperature = a->temperature, .topp = a->topp, .seed = seed, .steps = a->steps};
     ts_generate_stats st;
+    o.top_k = a->sample_top_k, o.min_p = a->min_p, o.stop = a->stop, o.n_stop = a->n_stop;
+    o.repeat_penalty = a->repeat_last_n > 0 ? a->repeat_penalty : 0.0f, o.repeat_last_n = a->repeat_last_n;
     ts_error err = {0, ""};
     ts_viz viz;
     memset(&viz, 0, sizeof viz);
@@ -4117,6 +4298,18 @@ static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long s
         if (a->viz_path) rc = ts_viz_write(&viz, s, st.positions, a, seed);
     }
     free(viz.tokens), free(viz.top_id), free(viz.top_p), free(viz.chosen_p), free(viz.last_logits);
+    return rc;
+}
+
+static int ts_run_generate(ts_session *s, const ts_args *a, unsigned long long seed) {
+    ts_args with_prompt = *a;
+    char *instruct = ts_instruct_prompt(a);
+    int any = 0;
+    for (int k = 0; k < 4; k++) any |= a->instruct[k] != NULL;
+    if (any && !instruct) return ts_die("out of memory");
+    if (instruct) with_prompt.prompt = instruct;
+    int rc = ts_run_generate_with(s, &with_prompt, seed);
+    free(instruct);
     return rc;
 }
 
@@ -4493,7 +4686,7 @@ static int ts_run_dump(const ts_model *m, const ts_args *a) {
  * them); for every layer and neuron the K positions of the largest activations are kept,
  * largest first, the earlier position first among equal ones. */
 static void ts_top_insert(ts_top_entry *top, int k, int *count, float value, int position) {
-    if (*count == k && !(value > top[k - 1].value)) return; /* NaN never enters */
+    if (isnan(value) || (*count == k && !(value > top[k - 1].value))) return; /* NaN never enters */
     int i = *count < k ? (*count)++ : k - 1;
     for (; i > 0 && value > top[i - 1].value; i--) top[i] = top[i - 1];
     top[i].value = value, top[i].position = position;

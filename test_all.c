@@ -1600,7 +1600,7 @@ static int generate(const ts_model *m, int max_positions, const char *prompt, fl
     memset(out, 0, sizeof *out);
     int rc = ts_session_new(&s, m, max_positions, err);
     if (rc) return rc;
-    ts_generate_opts o = {temperature, topp, seed, steps, NULL};
+    ts_generate_opts o = {.temperature = temperature, .topp = topp, .seed = seed, .steps = steps};
     rc = ts_generate(s, prompt, &o, collect_piece, out, NULL, err);
     sy_put(&out->text, "\n", 1);
     ts_session_free(s);
@@ -2157,6 +2157,38 @@ static void test_utf8_decode(void) {
     }
 }
 
+/* The sampler's filters against hand computations: the repetition penalty (llama.cpp's rule,
+ * once per distinct token of the window), top-k (ties to the lower id), min-p. */
+static void test_sampler_filters(void) {
+    float logits[5] = {2.0f, -2.0f, 0.5f, 3.0f, -1.0f};
+    int history[5] = {0, 1, 0, 2, 0};
+    ts_repeat_penalty(logits, 5, history, 5, 64, 2.0f);
+    float want[5] = {1.0f, -4.0f, 0.25f, 3.0f, -1.0f};
+    CHECK_MSG(memcmp(logits, want, sizeof want) == 0, "penalty 2 over all: %g %g %g %g %g", logits[0], logits[1], logits[2], logits[3], logits[4]);
+    float window[5] = {2.0f, -2.0f, 0.5f, 3.0f, -1.0f}, want_window[5] = {1.0f, -2.0f, 0.25f, 3.0f, -1.0f};
+    ts_repeat_penalty(window, 5, history, 5, 3, 2.0f); /* the last 3: tokens 0, 2 */
+    CHECK_MSG(memcmp(window, want_window, sizeof want_window) == 0, "penalty over the last 3");
+    ts_prob_index scratch[6];
+    float k2[6] = {1.0f, 5.0f, 3.0f, 5.0f, 3.0f, -7.0f};
+    ts_keep_top_k(k2, 6, 3, scratch); /* 5, 5 and the first 3 */
+    CHECK_MSG(k2[1] == 5.0f && k2[3] == 5.0f && k2[2] == 3.0f && isinf(k2[4]) && isinf(k2[0]) && isinf(k2[5]), "top-3, ties to the lower id");
+    float probs[4] = {0.5f, 0.3f, 0.15f, 0.05f};
+    ts_keep_min_p(probs, 4, 0.5f); /* >= 0.25: 0.5 and 0.3, renormalized */
+    CHECK_NEAR(probs[0], 0.5 / 0.8, 1e-7);
+    CHECK_NEAR(probs[1], 0.3 / 0.8, 1e-7);
+    CHECK(probs[2] == 0.0f && probs[3] == 0.0f);
+    /* stop strings: what may go out of the held text */
+    const char *stops[2] = {"the end", "xy"};
+    ts_generate_opts o = {0};
+    o.stop = stops, o.n_stop = 2;
+    int stop;
+    CHECK(ts_stop_release(&o, "and then th", 11, &stop) == 9 && !stop);        /* "th" may start "the end" */
+    CHECK(ts_stop_release(&o, "and the end.", 12, &stop) == 4 && stop);        /* stops before it */
+    CHECK(ts_stop_release(&o, "a x", 3, &stop) == 2 && !stop);
+    CHECK(ts_stop_release(&o, "nothing", 7, &stop) == 7 && !stop);
+    CHECK(ts_stop_release(&o, "axyz the end", 12, &stop) == 1 && stop);       /* the first occurrence of any */
+}
+
 static void test_gpt2_pretokenizer(void) {
     /* the seven contractions, case-sensitive as in GPT-2 */
     CHECK_PRETOKENS("it's", "it", "'s");
@@ -2201,6 +2233,7 @@ int main(void) {
     test_bad_tsmf();
     test_tokenizer_llama2();
     test_utf8_decode();
+    test_sampler_filters();
     test_gpt2_pretokenizer();
     test_loaders_shared();
     test_end_to_end();

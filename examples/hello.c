@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
     ts_error err = {0, ""};
     ts_model *model = NULL;
     ts_session *session = NULL;
-    ts_generate_opts opts = {0.8f, 0.9f, 42, 256, NULL}; /* temperature, top-p, seed, steps, on_logits */
+    ts_generate_opts opts = {.temperature = 0.8f, .topp = 0.9f, .seed = 42, .steps = 256};
     int rc = ts_model_load(&model, argv[1], argv[2], &err);
     if (rc == 0) rc = ts_session_new(&session, model, 0, &err); /* 0: the model's whole context */
     if (rc == 0) rc = ts_generate(session, argv[3], &opts, print_piece, NULL, NULL, &err);

@@ -48,7 +48,7 @@ static void exercise(const ts_model *m) {
     if (m->tokenizer.kind != TS_TOK_NONE) {
         static const char text[] = "Once upon a time, Lily \xc3\xa9 \xe6\x97\xa5 \xff\x80!";
         fuzz_encode(m, text, sizeof text - 1, 1, 0);
-        ts_generate_opts o = {0.8f, 0.9f, 7, 4, NULL};
+        ts_generate_opts o = {.temperature = 0.8f, .topp = 0.9f, .seed = 7, .steps = 4};
         int pieces = 0;
         int rc = ts_generate(s, "Once", &o, count_piece, &pieces, NULL, &err);
         FUZZ_CHECK(rc == TS_OK || err.msg[0] != '\0');

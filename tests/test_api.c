@@ -79,7 +79,7 @@ static void test_errors_without_model(void) {
     CHECK_ERR(ts_forward_all(NULL, ids, 1, 0, NULL, err), TS_E_ARG);
     float logits[4] = {0};
     CHECK_ERR(ts_sample(NULL, logits, 0.0f, 0.0f, err), TS_E_ARG);
-    ts_generate_opts o = {0.0f, 0.9f, 1, 10, NULL};
+    ts_generate_opts o = {.temperature = 0.0f, .topp = 0.9f, .seed = 1, .steps = 10};
     CHECK_ERR(ts_generate(NULL, "x", &o, NULL, NULL, NULL, err), TS_E_ARG);
     long nt;
     double nll;
@@ -147,7 +147,7 @@ static void test_errors_with_model(void) {
     CHECK_ERR(ts_sample(s, NULL, 1.0f, 0.9f, err), TS_E_ARG);
     int tok = ts_sample(s, logits, 0.7f, 0.9f, &e);
     CHECK_MSG(tok >= 0 && tok < c->vocab_size, "a good sample: %d", tok);
-    ts_generate_opts o = {0.0f, 0.9f, 1, 0, NULL};
+    ts_generate_opts o = {.temperature = 0.0f, .topp = 0.9f, .seed = 1, .steps = 0};
     CHECK_ERR(ts_generate(s, "x", NULL, NULL, NULL, NULL, err), TS_E_ARG);
     o.temperature = -2.0f;
     CHECK_ERR(ts_generate(s, "x", &o, NULL, NULL, NULL, err), TS_E_ARG);
@@ -214,7 +214,7 @@ static void *story_thread(void *arg) {
     j->rc = ts_session_new(&s, j->m, 200, &e);
     const char *prompts[3] = {"Once upon a time", "Lily and Tom", ""};
     for (int r = 0; r < 3 && j->rc == 0; r++) {
-        ts_generate_opts o = {0.9f, 0.9f, j->seed + (unsigned long long)r, 200, NULL};
+        ts_generate_opts o = {.temperature = 0.9f, .topp = 0.9f, .seed = j->seed + (unsigned long long)r, .steps = 200};
         j->rc = ts_generate(s, prompts[r], &o, collect, j, NULL, &e);
     }
     ts_session_free(s);
@@ -276,7 +276,7 @@ static void test_generate_callbacks(void) {
     ts_model_load(&m, model_path, tok_path, &e);
     ts_session_new(&s, m, 0, &e);
     static cb_state st = {0, 5, -1, -1, {0}, {0}};
-    ts_generate_opts o = {0.0f, 0.9f, 1, 100, NULL};
+    ts_generate_opts o = {.temperature = 0.0f, .topp = 0.9f, .seed = 1, .steps = 100};
     ts_generate_stats stats;
     CHECK_MSG(ts_generate(s, "Once upon a time", &o, count_pieces, &st, &stats, &e) == 0 && st.n == 5,
           "the callback stops generation after 5 pieces: %d (%s)", st.n, e.msg);
@@ -495,7 +495,7 @@ static void check_tiny_temperatures(const char *name, const char *path, const ch
         CHECK_MSG(got == best, "%s: temperature %g sampled %d, greedy takes %d", name, (double)tiny[k], got, best);
     }
     pieces greedy = {"", 0}, cold = {"", 0};
-    ts_generate_opts o = {0.0f, 0.9f, 7, 24, NULL};
+    ts_generate_opts o = {.temperature = 0.0f, .topp = 0.9f, .seed = 7, .steps = 24};
     CHECK_MSG(ts_generate(s, "Once", &o, keep_piece, &greedy, NULL, &e) == 0, "%s: %s", name, e.msg);
     for (int k = 0; k < 3; k++) {
         o.temperature = tiny[k], cold.len = 0;

@@ -333,7 +333,9 @@ static void run_broken(const char *what, const sy_buf *b) {
     CHECK_MSG(rc == TS_OK, "%s: loads (%s)", what, err.msg);
     if (rc) return;
     CHECK(ts_session_new(&s, m, 8, &err) == TS_OK);
-    ts_generate_opts greedy = {0.0f, 0.9f, 1, 8, NULL}, topp = {1.0f, 0.9f, 7, 8, NULL}, full = {0.8f, 0.0f, 7, 8, NULL};
+    ts_generate_opts greedy = {.temperature = 0.0f, .topp = 0.9f, .seed = 1, .steps = 8};
+    ts_generate_opts topp = {.temperature = 1.0f, .topp = 0.9f, .seed = 7, .steps = 8};
+    ts_generate_opts full = {.temperature = 0.8f, .topp = 0.0f, .seed = 7, .steps = 8};
     const ts_generate_opts *opts[] = {&greedy, &topp, &full};
     for (int i = 0; i < 3; i++) {
         int pieces = 0;

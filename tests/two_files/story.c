@@ -13,7 +13,7 @@ static int print_piece(void *user, int token, const char *piece, size_t len) {
 int two_files_story(const char *model_path, const char *tokenizer_path, const char *prompt, int steps, ts_error *err) {
     ts_model *model = NULL;
     ts_session *session = NULL;
-    ts_generate_opts opts = {0.0f, 0.9f, 1, steps, NULL};
+    ts_generate_opts opts = {.temperature = 0.0f, .topp = 0.9f, .seed = 1, .steps = steps};
     int rc = ts_model_load(&model, model_path, tokenizer_path, err);
     if (rc == 0) rc = ts_session_new(&session, model, 0, err);
     if (rc == 0) rc = ts_generate(session, prompt, &opts, print_piece, NULL, NULL, err);

@@ -1,0 +1,99 @@
+"""Stories as users ask for them (issue 15): the sampler's options (top-k, min-p, the
+repetition penalty, stop strings) and TinyStories-Instruct prompts, through ./run with
+stories260K, each against a plain reference: greedy decoding, the story without the option,
+the prompt written out by hand. The penalty's arithmetic is checked in test_all.c.
+
+Run by `make test`. Needs SHARED (../shared): stories260K.bin and tok512.bin.
+"""
+import os
+import subprocess
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
+MODEL = os.path.join(SHARED, "models", "stories260K.bin")
+TOK = os.path.join(SHARED, "models", "tok512.bin")
+RUN = os.path.join(ROOT, "run")
+NEED_SHARED = unittest.skipUnless(os.path.exists(MODEL) and os.path.exists(TOK), "no %s: set SHARED" % MODEL)
+
+
+def story(*args, ok=True):
+    p = subprocess.run([RUN, MODEL, "-z", TOK] + list(args), capture_output=True, timeout=120)
+    if ok and p.returncode != 0:
+        raise AssertionError("./run %s: %s" % (" ".join(args), p.stderr.decode(errors="replace")))
+    return p
+
+
+@NEED_SHARED
+class Sampler(unittest.TestCase):
+    PROMPT = ["-i", "Once upon a time", "-n", "200"]
+
+    def test_top_k_1_and_min_p_1_are_greedy(self):
+        greedy = story("-t", "0", *self.PROMPT).stdout
+        for flags in (["--top-k", "1"], ["--min-p", "1"]):
+            for seed in ("1", "7"):
+                self.assertEqual(story("-t", "1", "-s", seed, *flags, *self.PROMPT).stdout, greedy, flags)
+
+    def test_off_is_today(self):
+        base = story("-t", "1", "-s", "5", *self.PROMPT).stdout
+        for flags in (["--top-k", "0"], ["--min-p", "0"], ["--repeat-penalty", "1"], ["--repeat-penalty", "1.3", "--repeat-last-n", "0"]):
+            self.assertEqual(story("-t", "1", "-s", "5", *flags, *self.PROMPT).stdout, base, flags)
+
+    def test_options_change_the_story(self):
+        base = story("-t", "1", "-s", "5", *self.PROMPT).stdout
+        for flags in (["--top-k", "5"], ["--min-p", "0.2"], ["--repeat-penalty", "1.5"]):
+            out = story("-t", "1", "-s", "5", *flags, *self.PROMPT).stdout
+            self.assertNotEqual(out, base, flags)
+            self.assertEqual(out, story("-t", "1", "-s", "5", *flags, *self.PROMPT).stdout, "the same seed, the same bytes")
+
+    def test_penalty_breaks_greedy_loops(self):
+        """Greedy stories260K repeats itself; a penalty over the last 64 tokens repeats less."""
+        def distinct(text):
+            words = text.split()
+            return len(set(words)) / max(1, len(words))
+        greedy = story("-t", "0", "-i", "Once upon a time", "-n", "400").stdout.decode()
+        penalized = story("-t", "0", "--repeat-penalty", "1.8", "-i", "Once upon a time", "-n", "400").stdout.decode()
+        self.assertGreater(distinct(penalized), distinct(greedy))
+
+    def test_stop_strings(self):
+        full = story("-t", "0", *self.PROMPT).stdout
+        text = full[len(b"Once upon a time"):]
+        for stop in (text[20:32], text[5:6], text[40:47]):
+            s = stop.decode()
+            out = story("-t", "0", "--stop", s, *self.PROMPT).stdout
+            at = full.index(stop, len(b"Once upon a time"))
+            self.assertEqual(out, full[:at] + b"\n", "stops before %r" % s)
+        # a stop string in the prompt alone does not stop the story; one never reached changes nothing
+        self.assertEqual(story("-t", "0", "--stop", "upon", *self.PROMPT).stdout[:40], full[:40])
+        self.assertEqual(story("-t", "0", "--stop", "zzzq", "--stop", "Qx", *self.PROMPT).stdout, full)
+
+    def test_instruct_prompt(self):
+        args = ["-t", "0", "-n", "120"]
+        by_hand = story(*args, "-i", "Features: Dialogue\nWords: oak, gloomy\nRandom sentence: It was late.\n"
+                                     "Summary: A dog finds a ball.\nStory:\nOnce").stdout
+        built = story(*args, "--summary", "A dog finds a ball.", "--words", "oak, gloomy", "--features", "Dialogue",
+                      "--sentence", "It was late.", "-i", "Once").stdout
+        self.assertEqual(built, by_hand)
+        self.assertEqual(story(*args, "--words", "oak").stdout, story(*args, "-i", "Words: oak\nStory:\n").stdout)
+
+    def test_refused(self):
+        cases = [
+            (["--top-k", "-1"], "bad top-k '-1' for --top-k"),
+            (["--min-p", "1.5"], "bad min-p '1.5' for --min-p: must be a number in [0, 1]"),
+            (["--min-p", "nan"], "bad min-p 'nan'"),
+            (["--repeat-penalty", "0"], "bad penalty '0' for --repeat-penalty"),
+            (["--repeat-penalty", "-2"], "bad penalty '-2'"),
+            (["--repeat-last-n", "-1"], "bad count '-1' for --repeat-last-n"),
+            (["--stop", ""], "--stop needs a string that is not empty"),
+            (["--words", "a\nb"], "--words must be one line"),
+            (["--summary", "x\ry"], "--summary must be one line"),
+            (["-m", "inspect", "-i", "x", "--top-k", "3"], "--top-k works with -m generate only"),
+        ]
+        for args, message in cases:
+            p = story(*args, ok=False)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn(message, p.stderr.decode(errors="replace").strip().splitlines()[-1], args)
+
+
+if __name__ == "__main__":
+    unittest.main()
