@@ -173,6 +173,7 @@ typedef struct ts_generate_opts {
 typedef struct ts_generate_stats {
     int prompt_tokens, generated_tokens, positions;
     double prompt_seconds, generate_seconds;
+    int slides;                 /* times the window slid (steps past the session's positions) */
 } ts_generate_stats;
 
 /* Loading. tokenizer_path (or tok_data) may be NULL to use the tokenizer embedded in the
@@ -231,7 +232,10 @@ int  ts_top_k(const float *logits, int n, int k, int *ids, float *probs);
 /* Encodes the prompt (NULL = ""; BOS first for Llama tokenizers; GPT-2 prompts start bare,
  * an empty one from <|endoftext|>), runs it and samples until `steps` positions, BOS/EOS,
  * or the callback asks to stop. Pieces are the bytes llama2.c would print. stats may be
- * NULL. Returns 0 also when the callback stopped it. */
+ * NULL. Returns 0 also when the callback stopped it. steps 0 runs the session's positions;
+ * more steps than those continue the story past them: when the cache is full, the last half
+ * of the tokens is run again as a block from position 0 (the window slides) and sampling
+ * goes on from there; until then nothing differs. */
 int  ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *opts,
                  ts_piece_fn on_piece, void *user, ts_generate_stats *stats, ts_error *err);
 /* Perplexity of a text: BOS + encode(text), cut into chunks of max_positions tokens (the
@@ -1140,14 +1144,15 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     int steps = o->steps, *ids = NULL, n_prompt = 0;
     int rc = ts_check_opts(o, err);
     if (rc) return rc;
-    if (steps <= 0 || steps > m->config.seq_len) steps = m->config.seq_len;
-    if (steps > s->max_positions) steps = s->max_positions;
+    int P = s->max_positions; /* the window: positions the cache holds */
+    if (steps <= 0) steps = P;
     rc = ts_prompt_tokens(m, prompt ? prompt : "", prompt ? strlen(prompt) : 0, &ids, &n_prompt, err);
     if (rc) return rc;
     if (n_prompt > m->config.seq_len) {
         free(ids);
         return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
     }
+    if (n_prompt > P && steps > P) steps = P; /* a prompt past the window: run what fits, as llama2.c does */
     /* the tokens so far (the penalty's history), and the generated text held back while it
      * could be the start of a stop string */
     size_t held_cap = 0, n_held = 0; /* the longest stop string, and the longest piece */
@@ -1170,7 +1175,7 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     double t0 = ts_now();
     float *logits = ts_forward(s, ids, n_feed, 0, err);
     double t1 = ts_now();
-    int token = ids[0], pos = 0, stopped = 0, generated = 0;
+    int token = ids[0], pos = 0, stopped = 0, generated = 0, slides = 0, offset = 0; /* cache position = pos - offset */
     /* llama2.c prints each token as the one after its predecessor, so the first is never
      * printed: right for BOS, but a GPT-2 prompt starts with text of its own */
     if (logits && token != m->config.bos_id && on_piece) {
@@ -1182,7 +1187,11 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         int next, sampled = pos >= n_prompt - 1;
         if (!sampled) next = ids[pos + 1];
         else {
-            if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos, err);
+            if (pos - offset == P) { /* the cache is full: keep the last half of the tokens, this one included */
+                int keep = P / 2 > 0 ? P / 2 : 1;
+                offset = pos + 1 - keep, slides++;
+                logits = ts_forward(s, history + offset, keep, 0, err);
+            } else if (pos >= n_feed) logits = ts_forward(s, &token, 1, pos - offset, err);
             if (!logits) break;
             if (o->on_logits) o->on_logits(user, pos, logits);
             next = ts_sample_with(s, logits, o, history, pos + 1);
@@ -1216,6 +1225,7 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
         stats->positions = pos;
         stats->prompt_seconds = t1 - t0;
         stats->generate_seconds = t2 - t1;
+        stats->slides = slides;
     }
     return logits ? TS_OK : (err ? err->code : TS_E_ARG);
 }
@@ -3554,7 +3564,7 @@ static void ts_usage(FILE *f) {
             "  -t <float>  temperature in [0,inf), default 1.0 (0 = greedy)\n"
             "  -p <float>  p value in top-p (nucleus) sampling in [0,1], default 0.9\n"
             "  -s <int>    random seed, default time(NULL)\n"
-            "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len\n"
+            "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len; more: the window slides\n"
             "  -i <string> input prompt\n"
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
             "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect|dump|neurons, default: generate\n"
@@ -4258,6 +4268,11 @@ static int ts_run_generate_with(ts_session *s, const ts_args *a, unsigned long l
     if (a->viz_path) { /* record attention for every position this run can reach */
         const ts_config *c = &s->model->config;
         int n = s->max_positions, *ids = NULL, n_prompt = 0;
+        if (a->steps > n) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "--viz draws one context of %d positions: use -n %d or less", n, n);
+            return ts_die(msg);
+        }
         if ((double)c->n_layers * c->n_heads * n * n > 64e6)
             return ts_die("--viz: the attention of so many positions, layers and heads is too large to draw: use fewer steps (-n)");
         if (ts_session_record_attention(s, n, &err) || ts_prompt_tokens(s->model, a->prompt ? a->prompt : "", a->prompt ? strlen(a->prompt) : 0, &ids, &n_prompt, &err))
@@ -4294,6 +4309,9 @@ static int ts_run_generate_with(ts_session *s, const ts_args *a, unsigned long l
             threads = omp_get_max_threads();
 #endif
             fprintf(stderr, "kernels: %s, threads: %d\n", ts_kernel_path(), threads);
+            if (st.slides > 0)
+                fprintf(stderr, "context: %d positions, the window slid %d time%s (the last %d tokens run again each time)\n",
+                        s->max_positions, st.slides, st.slides == 1 ? "" : "s", s->max_positions / 2 > 0 ? s->max_positions / 2 : 1);
         }
         if (a->viz_path) rc = ts_viz_write(&viz, s, st.positions, a, seed);
     }

@@ -580,6 +580,53 @@ static void test_ablation(void) {
     ts_model_free(m);
 }
 
+/* ---- stories past the context: the window slides ------------------------------------ */
+
+typedef struct { int tokens[256], n; float *logits; int *logit_pos, n_logits, vocab; } slide_log;
+static int slide_piece(void *user, int token, const char *piece, size_t len) {
+    slide_log *l = (slide_log *)user;
+    (void)piece, (void)len;
+    if (l->n < 256) l->tokens[l->n++] = token;
+    return 0;
+}
+static void slide_logits(void *user, int pos, float *logits) {
+    slide_log *l = (slide_log *)user;
+    if (l->n_logits < 256) memcpy(l->logits + (size_t)l->n_logits * l->vocab, logits, (size_t)l->vocab * sizeof(float)), l->logit_pos[l->n_logits++] = pos;
+}
+
+/* A session of 24 positions runs 120 steps: each time the cache is full the last 12 tokens
+ * run again from position 0, and the logits there are those of a fresh run of those 12. */
+static void test_window_slides(void) {
+    if (!have_shared && skip("window slides")) return;
+    ts_model *m = NULL;
+    ts_error e = {0, ""};
+    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
+    if (!m) return;
+    int V = ts_model_config(m)->vocab_size;
+    slide_log l = {{1}, 1, (float *)malloc((size_t)256 * V * sizeof(float)), (int *)malloc(256 * sizeof(int)), 0, V};
+    ts_session *s = NULL, *fresh = NULL;
+    CHECK_MSG(ts_session_new(&s, m, 24, &e) == 0 && ts_session_new(&fresh, m, 24, &e) == 0, "sessions: %s", e.msg);
+    ts_generate_opts o = {.temperature = 0.9f, .topp = 0.9f, .seed = 3, .steps = 120, .on_logits = slide_logits};
+    ts_generate_stats st;
+    CHECK_MSG(ts_generate(s, "Once upon a time", &o, slide_piece, &l, &st, &e) == 0, "generate: %s", e.msg);
+    CHECK_MSG(st.positions == 120 && st.slides >= 8, "120 positions in a window of 24: %d positions, %d slides", st.positions, st.slides);
+    /* slides at absolute positions 24, 37, 50, ... (12 kept, 12 new): the 12 tokens up to and including the one there */
+    float *want = (float *)malloc((size_t)12 * V * sizeof(float));
+    int compared = 0;
+    for (int i = 0; i < l.n_logits; i++) {
+        int pos = l.logit_pos[i];
+        if (pos < 24 || (pos - 24) % 13 != 0 || pos >= l.n) continue;
+        CHECK_MSG(ts_forward_all(fresh, l.tokens + pos - 11, 12, 0, want, &e) == 0, "fresh run: %s", e.msg);
+        CHECK_MSG(memcmp(l.logits + (size_t)i * V, want + (size_t)11 * V, (size_t)V * sizeof(float)) == 0,
+                  "after the slide at position %d: the logits of the kept tokens run from scratch", pos);
+        compared++;
+    }
+    CHECK_MSG(compared >= 6, "%d slides compared", compared);
+    free(want), free(l.logits), free(l.logit_pos);
+    ts_session_free(s), ts_session_free(fresh);
+    ts_model_free(m);
+}
+
 static void test_top_k(void) {
     float logits[6] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f};
     int ids[6];
@@ -605,7 +652,7 @@ int main(void) {
         {test_errors_without_model, "errors without a model"}, {test_errors_with_model, "errors with a model"},
         {test_top_k, "top k"}, {test_blocks, "blocks"}, {test_generate_callbacks, "generate callbacks"},
         {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"},
-        {test_ablation, "ablation and internals"}};
+        {test_ablation, "ablation and internals"}, {test_window_slides, "window slides"}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int failed_before = n_fail, skipped_before = n_skip;
         double t0 = ts_now();

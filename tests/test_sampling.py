@@ -67,6 +67,18 @@ class Sampler(unittest.TestCase):
         self.assertEqual(story("-t", "0", "--stop", "upon", *self.PROMPT).stdout[:40], full[:40])
         self.assertEqual(story("-t", "0", "--stop", "zzzq", "--stop", "Qx", *self.PROMPT).stdout, full)
 
+    def test_past_the_context(self):
+        """-n past the 512 positions: the same story up to them, then it goes on, the window
+        sliding (the statistics say how often); --viz keeps to one context."""
+        short = story("-t", "1", "-s", "11", "-n", "512", "-i", "Once upon a time")
+        long = story("-t", "1", "-s", "11", "-n", "1500", "-i", "Once upon a time")
+        self.assertTrue(long.stdout.startswith(short.stdout.rstrip(b"\n")))
+        self.assertGreater(len(long.stdout), len(short.stdout) + 500)
+        self.assertIn("context: 512 positions, the window slid 2 times (the last 256 tokens run again each time)", long.stderr.decode())
+        self.assertNotIn("window slid", short.stderr.decode())
+        p = story("-n", "600", "--viz", "/tmp/v.html", ok=False)
+        self.assertIn("--viz draws one context of 512 positions: use -n 512 or less", p.stderr.decode())
+
     def test_instruct_prompt(self):
         args = ["-t", "0", "-n", "120"]
         by_hand = story(*args, "-i", "Features: Dialogue\nWords: oak, gloomy\nRandom sentence: It was late.\n"
