@@ -65,6 +65,7 @@
 /* Threads only when the loop has enough work to pay for starting them (a few microseconds). */
 #define TS_PARALLEL_FOR_IF(cond) TS_PRAGMA(omp parallel for schedule(static) if (cond))
 #else
+#define TS_PRAGMA(x)
 #define TS_PARALLEL_FOR
 #define TS_PARALLEL_FOR_IF(cond)
 #endif
@@ -211,6 +212,13 @@ const char *ts_token_bytes(const ts_model *m, int token, size_t *len);
 int  ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_error *err);
 void ts_session_free(ts_session *s);                 /* NULL is fine */
 int  ts_session_max_positions(const ts_session *s);
+/* A second session in the state of the first (its cache, generator, recordings, ablations):
+ * many continuations of one text without running it again. */
+int  ts_session_copy(ts_session **out, const ts_session *src, ts_error *err);
+/* Runs the prompt as ts_generate(s, prompt, opts, ...) would (the positions opts->steps
+ * lets it feed), so that ts_generate on s, or on a copy of s, with the same prompt and steps
+ * starts sampling at once. Anything else run on the session after it undoes that. */
+int  ts_session_prefill(ts_session *s, const char *prompt, const ts_generate_opts *opts, ts_error *err);
 /* Runs n >= 1 tokens at positions pos .. pos+n-1 (pos + n <= max_positions; the cache must
  * already hold positions < pos: run a text from 0, or overwrite from any earlier position).
  * Returns the logits of the last token (vocab_size floats, owned by the session, valid until
@@ -452,6 +460,8 @@ struct ts_session {
     int internals_len;
     unsigned char *ablated;     /* (n_layers, n_heads) heads, then (n_layers, hidden_dim) neurons: 1 = zeroed */
     int n_ablated;              /* how many are set: 0 skips the step */
+    int *ready_ids, n_ready;    /* ts_session_prefill: the prompt in the cache, its last logits in `logits` */
+    size_t memory_size;
     void *memory;     /* the one allocation the arrays above are cut from */
 };
 
@@ -997,6 +1007,7 @@ static int ts_check_tokens(const ts_session *s, const int *tokens, int n, int po
 
 float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *err) {
     if (ts_check_tokens(s, tokens, n, pos, err)) return NULL;
+    s->n_ready = 0;
     for (int done = 0; done < n; done += s->batch) {
         int k = n - done < s->batch ? n - done : s->batch;
         ts_forward_block(s, tokens + done, k, pos + done, 0);
@@ -1007,6 +1018,7 @@ float *ts_forward(ts_session *s, const int *tokens, int n, int pos, ts_error *er
 int ts_forward_all(ts_session *s, const int *tokens, int n, int pos, float *out, ts_error *err) {
     int rc = ts_check_tokens(s, tokens, n, pos, err);
     if (rc) return rc;
+    s->n_ready = 0;
     if (!out) return ts_fail(err, TS_E_ARG, "ts_forward_all: out is NULL");
     size_t V = (size_t)s->model->config.vocab_size;
     for (int done = 0; done < n; done += s->batch) {
@@ -1136,6 +1148,40 @@ int ts_top_k(const float *logits, int n, int k, int *ids, float *probs) {
     return k;
 }
 
+/* The prompt's tokens and the steps to run, as ts_generate reads them: steps 0 = the
+ * session's positions; a prompt longer than them runs what fits, as llama2.c does. */
+static int ts_generate_prompt(ts_session *s, const char *prompt, int *steps, int **ids, int *n_prompt, ts_error *err) {
+    const ts_model *m = s->model;
+    int P = s->max_positions;
+    if (*steps <= 0) *steps = P;
+    int rc = ts_prompt_tokens(m, prompt ? prompt : "", prompt ? strlen(prompt) : 0, ids, n_prompt, err);
+    if (rc) return rc;
+    if (*n_prompt > m->config.seq_len) {
+        free(*ids);
+        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", *n_prompt, m->config.seq_len);
+    }
+    if (*n_prompt > P && *steps > P) *steps = P;
+    return TS_OK;
+}
+
+int ts_session_prefill(ts_session *s, const char *prompt, const ts_generate_opts *o, ts_error *err) {
+    if (!s || !o) return ts_fail(err, TS_E_ARG, "ts_session_prefill: %s is NULL", s ? "opts" : "the session");
+    int steps = o->steps, *ids = NULL, n_prompt = 0;
+    int rc = ts_generate_prompt(s, prompt, &steps, &ids, &n_prompt, err);
+    if (rc) return rc;
+    int n_feed = n_prompt < steps ? n_prompt : steps;
+    int *keep = (int *)realloc(s->ready_ids, (size_t)n_feed * sizeof(int));
+    if (!keep) {
+        free(ids);
+        return ts_fail(err, TS_E_NOMEM, "out of memory");
+    }
+    s->ready_ids = keep;
+    rc = ts_forward(s, ids, n_feed, 0, err) ? TS_OK : (err ? err->code : TS_E_ARG);
+    if (!rc) memcpy(s->ready_ids, ids, (size_t)n_feed * sizeof(int)), s->n_ready = n_feed;
+    free(ids);
+    return rc;
+}
+
 int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts_piece_fn on_piece, void *user,
                 ts_generate_stats *stats, ts_error *err) {
     if (stats) memset(stats, 0, sizeof *stats);
@@ -1145,14 +1191,8 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     int rc = ts_check_opts(o, err);
     if (rc) return rc;
     int P = s->max_positions; /* the window: positions the cache holds */
-    if (steps <= 0) steps = P;
-    rc = ts_prompt_tokens(m, prompt ? prompt : "", prompt ? strlen(prompt) : 0, &ids, &n_prompt, err);
+    rc = ts_generate_prompt(s, prompt, &steps, &ids, &n_prompt, err);
     if (rc) return rc;
-    if (n_prompt > m->config.seq_len) {
-        free(ids);
-        return ts_fail(err, TS_E_RANGE, "the prompt is %d tokens, longer than the model's context of %d", n_prompt, m->config.seq_len);
-    }
-    if (n_prompt > P && steps > P) steps = P; /* a prompt past the window: run what fits, as llama2.c does */
     /* the tokens so far (the penalty's history), and the generated text held back while it
      * could be the start of a stop string */
     size_t held_cap = 0, n_held = 0; /* the longest stop string, and the longest piece */
@@ -1173,7 +1213,9 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
     /* the prompt in blocks; as llama2.c, positions past `steps` are never run */
     int n_feed = n_prompt < steps ? n_prompt : steps;
     double t0 = ts_now();
-    float *logits = ts_forward(s, ids, n_feed, 0, err);
+    int ready = s->n_ready == n_feed && memcmp(s->ready_ids, ids, (size_t)n_feed * sizeof(int)) == 0;
+    float *logits = ready ? s->logits : ts_forward(s, ids, n_feed, 0, err); /* prefilled: sample at once */
+    s->n_ready = 0; /* sampling changes the logits */
     double t1 = ts_now();
     int token = ids[0], pos = 0, stopped = 0, generated = 0, slides = 0, offset = 0; /* cache position = pos - offset */
     /* llama2.c prints each token as the one after its predecessor, so the first is never
@@ -3432,6 +3474,7 @@ int ts_session_new(ts_session **out, const ts_model *m, int max_positions, ts_er
         return ts_fail(err, TS_E_NOMEM, "out of memory allocating %zu bytes of session state for %d positions", total, max_positions);
     }
     s->memory = mem;
+    s->memory_size = total;
     for (size_t i = 0; i < n_parts; i++) {
         *parts[i].ptr = mem;
         mem += bytes[i];
@@ -3455,6 +3498,7 @@ void ts_session_free(ts_session *s) {
     free(s->resid_record);
     free(s->mlp_record);
     free(s->ablated);
+    free(s->ready_ids);
     ts_aligned_free(s->memory);
     free(s);
 }
@@ -3479,6 +3523,40 @@ int ts_session_record_attention(ts_session *s, int n_positions, ts_error *err) {
 const float *ts_session_attention(const ts_session *s, int *n_positions) {
     if (n_positions) *n_positions = s ? s->rec_len : 0;
     return s ? s->att_record : NULL;
+}
+
+/* A malloc'ed copy of n bytes of src (NULL for NULL); *failed set when out of memory. */
+static void *ts_dup(const void *src, size_t n, int *failed) {
+    if (!src) return NULL;
+    void *p = malloc(n > 0 ? n : 1);
+    if (p) memcpy(p, src, n);
+    else *failed = 1;
+    return p;
+}
+
+int ts_session_copy(ts_session **out, const ts_session *src, ts_error *err) {
+    if (!out) return ts_fail(err, TS_E_ARG, "ts_session_copy: out is NULL");
+    *out = NULL;
+    if (!src) return ts_fail(err, TS_E_ARG, "ts_session_copy: no session (NULL)");
+    ts_session *s;
+    int rc = ts_session_new(&s, src->model, src->max_positions, err);
+    if (rc) return rc;
+    const ts_config *c = &src->model->config;
+    size_t L = (size_t)c->n_layers, att = src->rec_len, in = src->internals_len;
+    int nomem = 0;
+    memcpy(s->memory, src->memory, src->memory_size); /* cache, activations, logits: every array of the one allocation */
+    s->rng_state = src->rng_state;
+    s->att_record = (float *)ts_dup(src->att_record, L * c->n_heads * att * att * sizeof(float), &nomem), s->rec_len = src->rec_len;
+    s->resid_record = (float *)ts_dup(src->resid_record, (L + 1) * in * c->dim * sizeof(float), &nomem);
+    s->mlp_record = (float *)ts_dup(src->mlp_record, L * in * c->hidden_dim * sizeof(float), &nomem), s->internals_len = src->internals_len;
+    s->ablated = (unsigned char *)ts_dup(src->ablated, L * ((size_t)c->n_heads + (size_t)c->hidden_dim), &nomem), s->n_ablated = src->n_ablated;
+    s->ready_ids = (int *)ts_dup(src->ready_ids, (size_t)src->n_ready * sizeof(int), &nomem), s->n_ready = src->n_ready;
+    if (nomem) {
+        ts_session_free(s);
+        return ts_fail(err, TS_E_NOMEM, "out of memory copying a session");
+    }
+    *out = s;
+    return TS_OK;
 }
 
 int ts_session_record_internals(ts_session *s, int n_positions, ts_error *err) {
@@ -3567,7 +3645,7 @@ static void ts_usage(FILE *f) {
             "  -n <int>    number of steps to run for, default 256. 0 = max_seq_len; more: the window slides\n"
             "  -i <string> input prompt\n"
             "  -z <string> optional path to custom tokenizer (default: the model's own, else tokenizer.bin)\n"
-            "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect|dump|neurons, default: generate\n"
+            "  -m <string> mode: generate|chat|tokenize|decode|logits|ppl|inspect|dump|neurons|batch, default: generate\n"
             "  -y <string> (optional) system prompt in chat mode\n"
             "  -f <file>   text file for -m ppl, dump and neurons, or to encode with -m tokenize\n"
             "  --ids <file> token ids for -m logits, decode and dump\n"
@@ -3578,10 +3656,15 @@ static void ts_usage(FILE *f) {
             "  --ablate-neuron L.N[,L.N...]  switch MLP neurons off (layer.neuron, from 0)\n"
             "  --lens      -m inspect: each layer's top token (logit lens); -m dump: lens.npy\n"
             "  --top <int> -m neurons: positions per neuron, default 10\n"
+            "  --top-k <int>, --min-p <float>, --repeat-penalty <float>, --repeat-last-n <int> (64),\n"
+            "  --stop <string> (repeatable): sampling, in the order penalty, top-k, temperature, min-p, top-p\n"
+            "  --features, --words, --sentence, --summary <string>: a TinyStories-Instruct prompt\n"
+            "  --samples <int> -m batch: samples per prompt, seeds -s, -s + 1, ...\n"
             "Modes: ppl -f FILE: perplexity of a text; inspect -i TEXT: per token, its probability\n"
             "and the model's 5 most likely next tokens; dump (-i TEXT | -f FILE | --ids FILE) --out DIR:\n"
             "NumPy arrays of one run (tokens, resid, mlp, attn, logits, lens); neurons -f FILE: per\n"
-            "layer and MLP neuron, the positions where it fires most (tab-separated)\n");
+            "layer and MLP neuron, the positions where it fires most (tab-separated); batch -f PROMPTS:\n"
+            "one JSON line per sample of each line's prompt (prompt, sample, seed, text)\n");
 }
 
 /* Parses a whole string as a number; rejects junk, NaN and out-of-range values. */
@@ -3610,7 +3693,7 @@ typedef struct {
     int n_stop;
     float temperature, topp, min_p, repeat_penalty;
     long long seed;
-    int steps, lens, top_k, sample_top_k, repeat_last_n;
+    int steps, lens, top_k, sample_top_k, repeat_last_n, samples;
     const char *generate_only; /* the last option given that only -m generate takes */
 } ts_args;
 
@@ -3726,6 +3809,9 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
             while (strcmp(flag, ts_instruct_flags[k]) != 0) k++;
             if (strpbrk(val, "\r\n")) return snprintf(msg, msg_len, "%s must be one line: the value has a line break", flag), 1;
             a->instruct[k] = val;
+        } else if (!strcmp(flag, "--samples")) {
+            if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --samples: must be a whole number in [1, 1000000]", val), 1;
+            a->samples = (int)v;
         } else if (!strcmp(flag, "--top")) {
             if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --top: must be a whole number in [1, 1000000]", val), 1;
             a->top_k = (int)v;
@@ -3734,11 +3820,11 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
         else if (!strcmp(flag, "--viz")) a->viz_path = val;
         else return snprintf(msg, msg_len, "unknown option '%s'", flag), 1;
     }
-    const char *modes[] = {"generate", "chat", "tokenize", "decode", "logits", "ppl", "inspect", "dump", "neurons"};
+    const char *modes[] = {"generate", "chat", "tokenize", "decode", "logits", "ppl", "inspect", "dump", "neurons", "batch"};
     int known = 0;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) known |= !strcmp(a->mode, modes[i]);
     if (!known)
-        return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, decode, logits, ppl, inspect, dump, neurons)", a->mode), 1;
+        return snprintf(msg, msg_len, "unknown mode '%s' for -m (generate, chat, tokenize, decode, logits, ppl, inspect, dump, neurons, batch)", a->mode), 1;
     int dump = !strcmp(a->mode, "dump"), neurons = !strcmp(a->mode, "neurons");
     if (dump && !a->out_path) return snprintf(msg, msg_len, "-m dump needs --out DIR"), 1;
     if (dump && (!!a->prompt + !!a->text_path + !!a->ids_path) != 1)
@@ -3747,7 +3833,12 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
     if (a->lens && !dump && strcmp(a->mode, "inspect") != 0) return snprintf(msg, msg_len, "--lens works with -m dump and -m inspect only"), 1;
     if (a->top_k && !neurons) return snprintf(msg, msg_len, "--top works with -m neurons only"), 1;
     if (!a->top_k) a->top_k = 10;
-    if (a->generate_only && strcmp(a->mode, "generate") != 0) return snprintf(msg, msg_len, "%s works with -m generate only", a->generate_only), 1;
+    int batch = !strcmp(a->mode, "batch");
+    if (a->generate_only && strcmp(a->mode, "generate") != 0 && !batch)
+        return snprintf(msg, msg_len, "%s works with -m generate and -m batch only", a->generate_only), 1;
+    if (batch && !a->text_path) return snprintf(msg, msg_len, "-m batch needs -f PROMPTS (one prompt per line)"), 1;
+    if (a->samples && !batch) return snprintf(msg, msg_len, "--samples works with -m batch only"), 1;
+    if (!a->samples) a->samples = 1;
     if (!strcmp(a->mode, "decode") && !a->ids_path) return snprintf(msg, msg_len, "-m decode needs --ids FILE"), 1;
     if (!strcmp(a->mode, "logits") && (!a->ids_path || !a->out_path))
         return snprintf(msg, msg_len, "-m logits needs --ids FILE and --out FILE"), 1;
@@ -4768,6 +4859,118 @@ static int ts_run_neurons(const ts_model *m, const ts_args *a) {
     return rc < 0 ? 1 : rc ? ts_die(msg) : 0;
 }
 
+/* ---- -m batch: N samples of M prompts, as JSON Lines ----
+ * A JSON string of text: valid UTF-8 as it is, the escapes JSON needs, and a byte that is
+ * part of no valid character as \udcXX (Python's "surrogateescape": json.loads(line)["text"]
+ * .encode("utf-8", "surrogateescape") gives back the bytes ./run printed). */
+static void ts_json_string(FILE *f, const char *text, size_t n) {
+    const unsigned char *p = (const unsigned char *)text;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = ts_utf8_decode(p + i, n - i, &cp);
+        if (len == 0) fprintf(f, "\\udc%02x", p[i]), len = 1;
+        else if (p[i] == '"' || p[i] == '\\') fprintf(f, "\\%c", p[i]);
+        else if (p[i] == '\n') fputs("\\n", f);
+        else if (p[i] == '\t') fputs("\\t", f);
+        else if (p[i] < 0x20) fprintf(f, "\\u%04x", p[i]);
+        else fwrite(p + i, 1, (size_t)len, f);
+        i += (size_t)len;
+    }
+    fputc('"', f);
+}
+
+typedef struct { char *text; size_t len, cap; int failed; } ts_text;
+
+static int ts_collect_piece(void *user, int token, const char *piece, size_t len) {
+    ts_text *t = (ts_text *)user;
+    (void)token;
+    if (t->len + len + 2 > t->cap) {
+        size_t cap = (t->len + len + 2) * 2;
+        char *p = (char *)realloc(t->text, cap);
+        if (!p) return t->failed = 1;
+        t->text = p, t->cap = cap;
+    }
+    memcpy(t->text + t->len, piece, len);
+    t->len += len;
+    return 0;
+}
+
+static int ts_run_batch(const ts_model *m, const ts_args *a, unsigned long long seed) {
+    char msg[512];
+    size_t len;
+    char *all = ts_slurp(a->text_path, &len, msg, sizeof msg);
+    if (!all) return ts_die(msg);
+    if (a->seed <= 0) fprintf(stderr, "batch: seed %llu (from the clock)\n", seed);
+    int lines = 0, N = a->samples, rc = 0;
+    for (size_t i = 0; i < len; i++) lines += all[i] == '\n';
+    if (len > 0 && all[len - 1] != '\n') lines++;
+    const ts_config *c = ts_model_config(m);
+    int steps = a->steps == 0 || a->steps > c->seq_len ? c->seq_len : a->steps; /* ./run's session */
+    ts_text *out = (ts_text *)calloc((size_t)N, sizeof(ts_text));
+    if (!out) rc = ts_die("out of memory");
+    char *line = all;
+    for (int li = 0; rc == 0 && li < lines; li++) {
+        char *end = memchr(line, '\n', len - (size_t)(line - all));
+        if (!end) end = all + len;
+        *end = '\0';
+        if (memchr(line, '\0', (size_t)(end - line))) {
+            snprintf(msg, sizeof msg, "%s: line %d holds a NUL byte", a->text_path, li + 1);
+            rc = ts_die(msg);
+            break;
+        }
+        ts_args one = *a;
+        one.prompt = line;
+        char *instruct = ts_instruct_prompt(&one);
+        const char *prompt = instruct ? instruct : line;
+        ts_generate_opts o = {.temperature = a->temperature, .topp = a->topp, .steps = a->steps, .top_k = a->sample_top_k,
+                              .min_p = a->min_p, .repeat_penalty = a->repeat_last_n > 0 ? a->repeat_penalty : 0.0f,
+                              .repeat_last_n = a->repeat_last_n, .stop = a->stop, .n_stop = a->n_stop};
+        ts_session *base = NULL;
+        ts_error err = {0, ""};
+        if (ts_open_session(m, steps, &base, a)) rc = 1;
+        else if (ts_session_prefill(base, prompt, &o, &err)) rc = ts_die(err.msg);
+        /* the samples of a prompt side by side, one per thread, each from a copy of its cache
+         * (a sample's bits do not depend on the thread that draws it) */
+        int failed = 0;
+        char fail_msg[sizeof err.msg] = "";
+        TS_PRAGMA(omp parallel for schedule(dynamic, 1) if (N > 1))
+        for (int k = 0; k < N; k++) {
+            if (rc) continue;
+            ts_session *copy = NULL;
+            ts_error e = {0, ""};
+            ts_generate_opts ok = o;
+            ok.seed = seed + (unsigned long long)k;
+            out[k].len = 0;
+            if (ts_session_copy(&copy, base, &e) || ts_generate(copy, prompt, &ok, ts_collect_piece, &out[k], NULL, &e) ||
+                out[k].failed || ts_collect_piece(&out[k], 0, "\n", 1)) {
+                TS_PRAGMA(omp critical)
+                {
+                    failed = 1;
+                    snprintf(fail_msg, sizeof fail_msg, "%s", e.msg[0] ? e.msg : "out of memory");
+                }
+            }
+            ts_session_free(copy);
+        }
+        if (!rc && failed) rc = ts_die(fail_msg);
+        for (int k = 0; rc == 0 && k < N; k++) {
+            printf("{\"prompt\": ");
+            ts_json_string(stdout, line, strlen(line));
+            printf(", \"sample\": %d, \"seed\": %llu, \"text\": ", k, seed + (unsigned long long)k);
+            ts_json_string(stdout, out[k].text, out[k].len);
+            printf("}\n");
+        }
+        fflush(stdout);
+        if (rc == 0) fprintf(stderr, "batch: prompt %d / %d, %d sample%s\n", li + 1, lines, N, N == 1 ? "" : "s");
+        ts_session_free(base);
+        free(instruct);
+        line = end + 1;
+    }
+    for (int k = 0; out && k < N; k++) free(out[k].text);
+    free(out), free(all);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ts_args a;
     char msg[512];
@@ -4803,6 +5006,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a.mode, "inspect")) rc = ts_run_inspect(m, &a);
     else if (!strcmp(a.mode, "dump")) rc = ts_run_dump(m, &a);
     else if (!strcmp(a.mode, "neurons")) rc = ts_run_neurons(m, &a);
+    else if (!strcmp(a.mode, "batch")) rc = ts_run_batch(m, &a, seed);
     else { /* generate and chat run at most `steps` positions */
         int steps = a.steps == 0 || a.steps > c->seq_len ? c->seq_len : a.steps;
         ts_session *s = NULL;

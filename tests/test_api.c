@@ -627,6 +627,40 @@ static void test_window_slides(void) {
     ts_model_free(m);
 }
 
+/* ts_session_copy and ts_session_prefill: samples from copies of one prefilled session are
+ * the samples of fresh sessions, byte for byte; the prefilled session is left as it was. */
+static void test_session_copy(void) {
+    if (!have_shared && skip("session copy")) return;
+    ts_model *m = NULL;
+    ts_error e = {0, ""};
+    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
+    if (!m) return;
+    ts_session *base = NULL;
+    CHECK_MSG(ts_session_new(&base, m, 100, &e) == 0, "session: %s", e.msg);
+    ts_generate_opts o = {.temperature = 0.9f, .topp = 0.9f, .steps = 100};
+    CHECK_MSG(ts_session_prefill(base, "Once upon a time, Lily", &o, &e) == 0, "prefill: %s", e.msg);
+    for (int k = 0; k < 3; k++) {
+        ts_session *copy = NULL, *fresh = NULL;
+        story_job a, b;
+        memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+        o.seed = 40 + (unsigned long long)k;
+        ts_generate_stats st;
+        CHECK_MSG(ts_session_copy(&copy, base, &e) == 0 && ts_generate(copy, "Once upon a time, Lily", &o, collect, &a, &st, &e) == 0,
+                  "copy %d: %s", k, e.msg);
+        CHECK_MSG(st.prompt_seconds < 0.001, "the copy does not run the prompt again (%.4f s)", st.prompt_seconds);
+        CHECK_MSG(ts_session_new(&fresh, m, 100, &e) == 0 && ts_generate(fresh, "Once upon a time, Lily", &o, collect, &b, NULL, &e) == 0,
+                  "fresh %d", k);
+        CHECK_MSG(a.n > 10 && a.n == b.n && memcmp(a.tokens, b.tokens, (size_t)a.n * sizeof(int)) == 0,
+                  "sample %d from a copy = from scratch (%d, %d tokens)", k, a.n, b.n);
+        ts_session_free(copy), ts_session_free(fresh);
+    }
+    CHECK_ERR(ts_session_copy(NULL, base, err), TS_E_ARG);
+    ts_session *none = (ts_session *)&none;
+    CHECK_ERR(ts_session_copy(&none, NULL, err), TS_E_ARG);
+    ts_session_free(base);
+    ts_model_free(m);
+}
+
 static void test_top_k(void) {
     float logits[6] = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f};
     int ids[6];
@@ -652,7 +686,8 @@ int main(void) {
         {test_errors_without_model, "errors without a model"}, {test_errors_with_model, "errors with a model"},
         {test_top_k, "top k"}, {test_blocks, "blocks"}, {test_generate_callbacks, "generate callbacks"},
         {test_threads, "threads"}, {test_perplexity, "perplexity"}, {test_tiny_temperatures, "tiny temperatures"},
-        {test_ablation, "ablation and internals"}, {test_window_slides, "window slides"}};
+        {test_ablation, "ablation and internals"}, {test_window_slides, "window slides"},
+        {test_session_copy, "session copy"}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int failed_before = n_fail, skipped_before = n_skip;
         double t0 = ts_now();

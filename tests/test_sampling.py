@@ -88,6 +88,33 @@ class Sampler(unittest.TestCase):
         self.assertEqual(built, by_hand)
         self.assertEqual(story(*args, "--words", "oak").stdout, story(*args, "-i", "Words: oak\nStory:\n").stdout)
 
+    def test_batch_lines_are_separate_runs(self):
+        """-m batch: each line's text is what ./run -s SEED+k -i PROMPT prints, whatever the
+        thread count; the prompts file's lines as given (an empty one too, and quotes)."""
+        import json
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write('Once upon a time\nLily and Ben\n\nThe dog "Max" said\\n\n')
+        try:
+            opts = ["-t", "0.8", "-n", "80", "--top-k", "40", "--repeat-penalty", "1.1"]
+            runs = {}
+            for threads in ("1", "2"):
+                p = subprocess.run([RUN, MODEL, "-z", TOK, "-m", "batch", "-f", f.name, "--samples", "3", "-s", "100"] + opts,
+                                   capture_output=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS=threads))
+                self.assertEqual(p.returncode, 0, p.stderr)
+                runs[threads] = p.stdout
+                self.assertIn("batch: prompt 4 / 4, 3 samples", p.stderr.decode())
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(runs["1"], runs["2"], "the same bytes on 1 and 2 threads")
+        lines = [json.loads(l) for l in runs["2"].decode().splitlines()]
+        self.assertEqual([(d["prompt"], d["sample"], d["seed"]) for d in lines],
+                         [(p, k, 100 + k) for p in ("Once upon a time", "Lily and Ben", "", 'The dog "Max" said\\n') for k in range(3)])
+        for d in lines:
+            want = story("-s", str(d["seed"]), *opts, "-i", d["prompt"]).stdout
+            self.assertEqual(d["text"].encode("utf-8", "surrogateescape"), want, d)
+        self.assertGreater(len(set(d["text"] for d in lines)), 8, "the samples differ")
+
     def test_refused(self):
         cases = [
             (["--top-k", "-1"], "bad top-k '-1' for --top-k"),
@@ -99,7 +126,11 @@ class Sampler(unittest.TestCase):
             (["--stop", ""], "--stop needs a string that is not empty"),
             (["--words", "a\nb"], "--words must be one line"),
             (["--summary", "x\ry"], "--summary must be one line"),
-            (["-m", "inspect", "-i", "x", "--top-k", "3"], "--top-k works with -m generate only"),
+            (["-m", "inspect", "-i", "x", "--top-k", "3"], "--top-k works with -m generate and -m batch only"),
+            (["-m", "batch"], "-m batch needs -f PROMPTS"),
+            (["-m", "batch", "-f", "/nonexistent/prompts.txt"], "/nonexistent/prompts.txt"),
+            (["-m", "batch", "-f", "/dev/null", "--samples", "0"], "bad count '0' for --samples"),
+            (["--samples", "2"], "--samples works with -m batch only"),
         ]
         for args, message in cases:
             p = story(*args, ok=False)
