@@ -3737,6 +3737,28 @@ static int ts_parse_args(int argc, char **argv, ts_args *a, char *msg, size_t ms
     if (rc) ts_one_line(msg);
     return rc;
 }
+/* The options that take a whole number: *known set if flag is one; non-zero with a message
+ * if its value is not a whole number in range. */
+static int ts_int_option(ts_args *a, const char *flag, const char *val, char *msg, size_t msg_len, int *known) {
+    const struct { const char *flag; int *to; long long lo, hi; int generate_only; const char *what, *rule; } ints[] = {
+        {"-n", &a->steps, 0, INT_MAX, 0, "step count", "must be a whole number in [0, 2147483647]"},
+        {"--top-k", &a->sample_top_k, 0, INT_MAX, 1, "top-k", "must be a whole number >= 0 (0 = off)"},
+        {"--repeat-last-n", &a->repeat_last_n, 0, INT_MAX, 1, "count", "must be a whole number >= 0 (0 = no penalty)"},
+        {"--samples", &a->samples, 1, 1000000, 0, "count", "must be a whole number in [1, 1000000]"},
+        {"--top", &a->top_k, 1, 1000000, 0, "count", "must be a whole number in [1, 1000000]"},
+    };
+    *known = 0;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        long long v;
+        if (strcmp(flag, ints[i].flag) != 0) continue;
+        *known = 1;
+        if (!ts_parse_long(val, ints[i].lo, ints[i].hi, &v)) return snprintf(msg, msg_len, "bad %s '%s' for %s: %s", ints[i].what, val, flag, ints[i].rule), 1;
+        *ints[i].to = (int)v;
+        if (ints[i].generate_only) a->generate_only = flag;
+    }
+    return 0;
+}
+
 static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t msg_len) {
     memset(a, 0, sizeof *a);
     a->temperature = 1.0f, a->topp = 0.9f, a->steps = 256, a->mode = "generate", a->repeat_last_n = 64;
@@ -3751,6 +3773,7 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
         }
         if (!val) return snprintf(msg, msg_len, "option %s needs a value", flag), 1;
         long long v;
+        int known_int;
         if (!strcmp(flag, "-t")) {
             if (!ts_parse_float(val, &a->temperature) || a->temperature < 0.0f)
                 return snprintf(msg, msg_len, "bad temperature '%s' for -t: must be a finite number >= 0", val), 1;
@@ -3761,11 +3784,9 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
             if (!ts_parse_long(val, 0, LLONG_MAX, &v))
                 return snprintf(msg, msg_len, "bad seed '%s' for -s: must be a whole number in [0, %lld]", val, LLONG_MAX), 1;
             a->seed = v;
-        } else if (!strcmp(flag, "-n")) {
-            if (!ts_parse_long(val, 0, INT_MAX, &v))
-                return snprintf(msg, msg_len, "bad step count '%s' for -n: must be a whole number in [0, %d]", val, INT_MAX), 1;
-            a->steps = (int)v;
-        } else if (!strcmp(flag, "-i")) a->prompt = val;
+        } else if (ts_int_option(a, flag, val, msg, msg_len, &known_int)) return 1;
+        else if (known_int) continue;
+        else if (!strcmp(flag, "-i")) a->prompt = val;
         else if (!strcmp(flag, "-z")) a->tokenizer = val;
         else if (!strcmp(flag, "-m")) a->mode = val;
         else if (!strcmp(flag, "-y")) a->system_prompt = val;
@@ -3779,11 +3800,6 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
                        1;
             if (flag[9] == 'h') a->ablate_heads = val;
             else a->ablate_neurons = val;
-        } else if (!strcmp(flag, "--top-k")) {
-            a->generate_only = flag;
-            if (!ts_parse_long(val, 0, INT_MAX, &v))
-                return snprintf(msg, msg_len, "bad top-k '%s' for --top-k: must be a whole number >= 0 (0 = off)", val), 1;
-            a->sample_top_k = (int)v;
         } else if (!strcmp(flag, "--min-p")) {
             a->generate_only = flag;
             if (!ts_parse_float(val, &a->min_p) || a->min_p < 0.0f || a->min_p > 1.0f)
@@ -3792,11 +3808,6 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
             a->generate_only = flag;
             if (!ts_parse_float(val, &a->repeat_penalty) || !(a->repeat_penalty > 0.0f))
                 return snprintf(msg, msg_len, "bad penalty '%s' for --repeat-penalty: must be a finite number > 0 (1 = off)", val), 1;
-        } else if (!strcmp(flag, "--repeat-last-n")) {
-            a->generate_only = flag;
-            if (!ts_parse_long(val, 0, INT_MAX, &v))
-                return snprintf(msg, msg_len, "bad count '%s' for --repeat-last-n: must be a whole number >= 0 (0 = no penalty)", val), 1;
-            a->repeat_last_n = (int)v;
         } else if (!strcmp(flag, "--stop")) {
             a->generate_only = flag;
             if (!val[0]) return snprintf(msg, msg_len, "--stop needs a string that is not empty"), 1;
@@ -3809,12 +3820,6 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
             while (strcmp(flag, ts_instruct_flags[k]) != 0) k++;
             if (strpbrk(val, "\r\n")) return snprintf(msg, msg_len, "%s must be one line: the value has a line break", flag), 1;
             a->instruct[k] = val;
-        } else if (!strcmp(flag, "--samples")) {
-            if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --samples: must be a whole number in [1, 1000000]", val), 1;
-            a->samples = (int)v;
-        } else if (!strcmp(flag, "--top")) {
-            if (!ts_parse_long(val, 1, 1000000, &v)) return snprintf(msg, msg_len, "bad count '%s' for --top: must be a whole number in [1, 1000000]", val), 1;
-            a->top_k = (int)v;
         }
         else if (!strcmp(flag, "--out")) a->out_path = val;
         else if (!strcmp(flag, "--viz")) a->viz_path = val;
@@ -3874,6 +3879,12 @@ static int ts_die(const char *what) {
     ts_one_line(line);
     fprintf(stderr, "run: %s\n", line);
     return 1;
+}
+
+/* ts_die, after freeing what the caller holds. */
+static int ts_die_free(void *held, const char *what) {
+    free(held);
+    return ts_die(what);
 }
 
 /* A session of `positions` (the most this run can reach: the KV cache holds no more), with
@@ -3998,13 +4009,9 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
     if (n > m->config.seq_len) {
         char msg[160];
         snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d", n, m->config.seq_len);
-        free(ids);
-        return ts_die(msg);
+        return ts_die_free(ids, msg);
     }
-    if (ts_open_session(m, n, &s, a)) {
-        free(ids);
-        return 1;
-    }
+    if (ts_open_session(m, n, &s, a)) return free(ids), 1;
     float *logits = (float *)malloc((size_t)n * V * sizeof(float));
     int L = a->lens ? m->config.n_layers : 0, *lens_id = (int *)malloc(((size_t)L * n + 1) * sizeof(int));
     float *lens_p = (float *)malloc(((size_t)L * n + 1) * sizeof(float));
@@ -4611,14 +4618,10 @@ static int ts_run_logits(const ts_model *m, const ts_args *a) {
     if (!ids) return ts_die(msg);
     if (n > c->seq_len) {
         snprintf(msg, sizeof msg, "%s holds %d token ids, more than the model's context of %d", a->ids_path, n, c->seq_len);
-        free(ids);
-        return ts_die(msg);
+        return ts_die_free(ids, msg);
     }
     ts_session *s;
-    if (ts_open_session(m, n, &s, a)) {
-        free(ids);
-        return 1;
-    }
+    if (ts_open_session(m, n, &s, a)) return free(ids), 1;
     /* one block of the session's batch at a time: out grows by rows as they come */
     FILE *f = fopen(a->out_path, "wb");
     ts_error err = {0, ""};
@@ -4733,14 +4736,12 @@ static int ts_run_dump(const ts_model *m, const ts_args *a) {
     if (!ids) return ts_die(msg);
     if (n > c->seq_len) {
         snprintf(msg, sizeof msg, "the text is %d tokens, more than the model's context of %d: a dump is of one run, not cut", n, c->seq_len);
-        free(ids);
-        return ts_die(msg);
+        return ts_die_free(ids, msg);
     }
 #ifdef TS_HAVE_MMAP
     if (mkdir(a->out_path, 0777) != 0 && errno != EEXIST) {
         snprintf(msg, sizeof msg, "cannot make the folder %s: %s", a->out_path, strerror(errno));
-        free(ids);
-        return ts_die(msg);
+        return ts_die_free(ids, msg);
     }
 #endif
     size_t L = (size_t)c->n_layers, N = (size_t)n, V = (size_t)c->vocab_size;
@@ -4751,14 +4752,10 @@ static int ts_run_dump(const ts_model *m, const ts_args *a) {
     if (physical > 0 && bytes > (double)physical) {
         snprintf(msg, sizeof msg, "a dump of %d tokens needs %.0f MB of memory, more than this machine's %zu MB: dump a shorter text", n,
                  bytes / 1048576, physical >> 20);
-        free(ids);
-        return ts_die(msg);
+        return ts_die_free(ids, msg);
     }
     ts_session *s;
-    if (ts_open_session(m, n, &s, a)) {
-        free(ids);
-        return 1;
-    }
+    if (ts_open_session(m, n, &s, a)) return free(ids), 1;
     ts_error err = {0, ""};
     float *logits = (float *)malloc(N * V * sizeof(float));
     int rc = logits ? TS_OK : ts_fail(&err, TS_E_NOMEM, "out of memory for the logits of %d tokens (%zu MB)", n, N * V * 4 >> 20);

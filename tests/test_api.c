@@ -520,13 +520,20 @@ static void test_tiny_temperatures(void) {
 
 /* ---- looking inside: ablation and the recorded internals --------------------------- */
 
+/* stories260K, or NULL (a failed check) */
+static ts_model *load_stories260k(void) {
+    ts_model *m = NULL;
+    ts_error e = {0, ""};
+    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
+    return m;
+}
+
 /* With parts switched off, a block and one token at a time still give the same bits (logits,
  * residual stream, MLP activations); switching them back on gives the unablated bits. */
 static void test_ablation(void) {
     if (!have_shared && skip("ablation")) return;
-    ts_model *m = NULL;
+    ts_model *m = load_stories260k();
     ts_error e = {0, ""};
-    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
     if (!m) return;
     const ts_config *c = ts_model_config(m);
     int ids[64], n = 0, V = c->vocab_size;
@@ -598,9 +605,8 @@ static void slide_logits(void *user, int pos, float *logits) {
  * run again from position 0, and the logits there are those of a fresh run of those 12. */
 static void test_window_slides(void) {
     if (!have_shared && skip("window slides")) return;
-    ts_model *m = NULL;
+    ts_model *m = load_stories260k();
     ts_error e = {0, ""};
-    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
     if (!m) return;
     int V = ts_model_config(m)->vocab_size;
     slide_log l = {{1}, 1, (float *)malloc((size_t)256 * V * sizeof(float)), (int *)malloc(256 * sizeof(int)), 0, V};
@@ -631,9 +637,8 @@ static void test_window_slides(void) {
  * the samples of fresh sessions, byte for byte; the prefilled session is left as it was. */
 static void test_session_copy(void) {
     if (!have_shared && skip("session copy")) return;
-    ts_model *m = NULL;
+    ts_model *m = load_stories260k();
     ts_error e = {0, ""};
-    CHECK_MSG(ts_model_load(&m, model_path, tok_path, &e) == 0, "load: %s", e.msg);
     if (!m) return;
     ts_session *base = NULL;
     CHECK_MSG(ts_session_new(&base, m, 100, &e) == 0, "session: %s", e.msg);
