@@ -87,28 +87,16 @@ PATHS_X86   := plain=-DTS_PLAIN_KERNELS avx2=-mavx2,-mfma avx512=-march=x86-64-v
 PATHS_ARM   := neon=-march=armv8-a neon-dotprod=-march=armv8.2-a+dotprod
 COMPILED    := run.c test_all.c tests/test_speed.c tests/test_api.c
 test-compile:
-	@for p in $(PATHS_X86); do for cc in gcc clang; do command -v $$cc >/dev/null || { echo "test-compile: $$cc SKIPPED (not installed)"; continue; }; \
-	  for f in $(COMPILED); do $$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo "test-compile: $$cc $${p%%=*} $$f FAILED"; exit 1; }; done; \
-	  echo "test-compile: $${p%%=*} with $$cc"; done; done
-	@for p in $(PATHS_ARM); do for cc in aarch64-linux-gnu-gcc "clang --target=aarch64-linux-gnu"; do \
-	  command -v $${cc%% *} >/dev/null && [ -d /usr/aarch64-linux-gnu/include ] || { echo "test-compile: $$cc SKIPPED (install gcc-aarch64-linux-gnu)"; continue; }; \
-	  for f in $(COMPILED); do $$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo "test-compile: $$cc $${p%%=*} $$f FAILED"; exit 1; }; done; \
-	  echo "test-compile: $${p%%=*} with $$cc"; done; done
+	@{ for p in $(PATHS_X86); do for cc in gcc clang; do command -v $$cc >/dev/null || { echo "echo 'test-compile: $$cc SKIPPED (not installed)'"; continue; }; \
+	  for f in $(COMPILED); do echo "$$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo 'test-compile: $$cc $${p%%=*} $$f FAILED'; exit 1; }"; done; \
+	  echo "echo 'test-compile: $${p%%=*} with $$cc'"; done; done; \
+	for p in $(PATHS_ARM); do for cc in aarch64-linux-gnu-gcc "clang --target=aarch64-linux-gnu"; do \
+	  command -v $${cc%% *} >/dev/null && [ -d /usr/aarch64-linux-gnu/include ] || { echo "echo 'test-compile: $$cc SKIPPED (install gcc-aarch64-linux-gnu)'"; continue; }; \
+	  for f in $(COMPILED); do echo "$$cc -O2 $$(echo $${p#*=} | tr , " ") -ffp-contract=off $(WARN) -c -o /dev/null $$f || { echo 'test-compile: $$cc $${p%%=*} $$f FAILED'; exit 1; }"; done; \
+	  echo "echo 'test-compile: $${p%%=*} with $$cc'"; done; done; } | tr '\n' '\0' | xargs -0 -P 2 -n 1 sh -c
 
 test-builds: test-compile
-	@if grep -q avx2 /proc/cpuinfo 2>/dev/null; then \
-	  $(CC) $(AVX2) -o run-avx2 run.c -lm && $(CC) $(AVX2) -o test_all-avx2 test_all.c -lm && \
-	  $(CC) $(AVX2) -o test_speed-avx2 tests/test_speed.c -lm || exit 1; \
-	  echo "test-builds: AVX2 kernels ($(CC))"; \
-	  SHARED=$(SHARED) RUN_BINARY=./run-avx2 ./test_all-avx2 >test_all-avx2.log || { cat test_all-avx2.log; exit 1; }; \
-	  tail -1 test_all-avx2.log; SHARED=$(SHARED) ./test_speed-avx2 | grep -v '^ok' || exit 1; \
-	else echo "test-builds: AVX2 SKIPPED (this processor has no AVX2)"; fi
-	@if command -v clang >/dev/null; then \
-	  clang $(CLANG_FAST) -o run-clang run.c -lm && clang $(CLANG_FAST) -o test_all-clang test_all.c -lm || exit 1; \
-	  echo "test-builds: clang -march=native"; \
-	  SHARED=$(SHARED) RUN_BINARY=./run-clang ./test_all-clang >test_all-clang.log || { cat test_all-clang.log; exit 1; }; \
-	  tail -1 test_all-clang.log; \
-	else echo "test-builds: clang SKIPPED (not installed)"; fi
+	CC="$(CC)" AVX2="$(AVX2)" CLANG_FAST="$(CLANG_FAST)" SHARED=$(SHARED) tests/builds.sh
 
 # The NEON kernels: cross-built for aarch64, run under qemu-user (tests/arm.sh says what it checks).
 test-arm: run bench/gen
@@ -239,5 +227,5 @@ test-valgrind: run-valgrind
 clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api \
 	      examples/hello examples/story examples/heads test_speed bench/gen \
-	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log run-avx2 run-clang
+	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log test_speed-avx2.log run-avx2 run-clang
 	rm -rf fuzz/out out-arm
