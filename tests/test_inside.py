@@ -118,6 +118,40 @@ class Dumps(unittest.TestCase):
         self.assertTrue((local[:, :279 - 255] == 0).all(), "local layers see the last 256 positions")
 
 
+class AblationInEveryMode(unittest.TestCase):
+    """--ablate-head and --ablate-neuron reach every mode through the one session opener:
+    -m logits gives the dump's ablated logits bit for bit, -m ppl numpy_ref's ablated loss,
+    generate and inspect a different story and table than without."""
+
+    def test_modes(self):
+        need(self, MODEL, TOK)
+        tmp = tempfile.mkdtemp()
+        ablate = ["--ablate-head", "1.3,4.0", "--ablate-neuron", "0.5"]
+        out = os.path.join(tmp, "dump")
+        run("-m", "dump", "-i", TEXT, "--out", out, *ablate)
+        dumped = np.load(os.path.join(out, "logits.npy"))
+        ids_path, logits_path = os.path.join(tmp, "ids.txt"), os.path.join(tmp, "logits.f32")
+        ids = np.load(os.path.join(out, "tokens.npy"))
+        with open(ids_path, "w") as f:
+            f.write(" ".join(map(str, ids)))
+        run("-m", "logits", "--ids", ids_path, "--out", logits_path, *ablate)
+        self.assertEqual(np.fromfile(logits_path, "<f4").tobytes(), dumped.astype("<f4").tobytes())
+        text_path = os.path.join(tmp, "text.txt")
+        with open(text_path, "w") as f:
+            f.write(TEXT)
+        loss = float(re.search(r"loss: (\S+)", run("-m", "ppl", "-f", text_path, *ablate).stdout.decode()).group(1))
+        model = numpy_ref.llama2c(MODEL)
+        logits = numpy_ref.forward(model, ids, [(1, 3), (4, 0)], [(0, 5)])["logits"]
+        mx = logits.max(-1, keepdims=True)
+        logp = logits - mx - np.log(np.exp(logits - mx).sum(-1, keepdims=True))
+        want = -logp[np.arange(len(ids) - 1), ids[1:]].mean()
+        self.assertAlmostEqual(loss, want, delta=1e-5)
+        plain = float(re.search(r"loss: (\S+)", run("-m", "ppl", "-f", text_path).stdout.decode()).group(1))
+        self.assertNotAlmostEqual(loss, plain, delta=1e-3)
+        for args in (["-t", "0", "-n", "120", "-i", "Once upon a time"], ["-m", "inspect", "-i", TEXT]):
+            self.assertNotEqual(run(*args).stdout, run(*args, "--ablate-head", "0.0,1.3,2.5,4.0").stdout, args)
+
+
 class Neurons(unittest.TestCase):
     def test_ranks_against_numpy(self):
         need(self, MODEL, TOK)
