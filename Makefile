@@ -19,7 +19,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: all portable check test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: web test-wasm all portable check test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -48,7 +48,7 @@ tests/test_api: tests/test_api.c run.c
 check: test-c test-api test-speed
 	@echo "make check: the C suites passed (make test runs everything)"
 
-test: test-c test-api test-speed test-builds test-arm test-py test-harden test-replay test-runs test-asan test-valgrind
+test: test-c test-api test-speed test-builds test-arm test-wasm test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -101,6 +101,20 @@ test-builds: test-compile
 # The NEON kernels: cross-built for aarch64, run under qemu-user (tests/arm.sh says what it checks).
 test-arm: run bench/gen
 	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/arm.sh
+
+# WebAssembly: the same run.c for wasm32-wasi (clang's target with Debian's wasi-libc, lld and
+# compiler-rt for wasm32; plain kernels, one thread, files read instead of mapped), run under
+# node's WASI by make test-wasm (tests/wasm.sh). Skipped with a message without the toolchain.
+WASM_CC ?= clang --target=wasm32-wasi
+# 256 MB of memory from the start: node 20's WASI crashed (SIGSEGV, in node) when a run's memory
+# grew past ~20 MB during it (GPT-Neo's 50257-wide logits of 48+ tokens); it still grows past that.
+WASM_LDFLAGS ?= -Wl,--initial-memory=268435456
+web:
+	@mkdir -p web; if echo 'int main(void){return 0;}' | $(WASM_CC) -x c - -o /dev/null 2>/dev/null; then \
+	  $(WASM_CC) -O2 -ffp-contract=off $(WARN) $(WASM_LDFLAGS) -o web/run.wasm run.c -lm && echo "web: web/run.wasm ($(WASM_CC))"; \
+	else echo "web: SKIPPED (no wasm32-wasi toolchain: apt-get install wasi-libc lld libclang-rt-dev-wasm32)"; fi
+test-wasm: run web
+	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/wasm.sh
 
 test-speed: test_speed bench/gen
 	SHARED=$(SHARED) ./test_speed
@@ -228,4 +242,4 @@ clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api \
 	      examples/hello examples/story examples/heads test_speed bench/gen \
 	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log test_speed-avx2.log run-avx2 run-clang
-	rm -rf fuzz/out out-arm
+	rm -rf fuzz/out out-arm out-wasm web/run.wasm

@@ -51,7 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if !defined(_WIN32) && !defined(RUN_NO_MMAP)
+#if !defined(_WIN32) && !defined(__wasi__) && !defined(RUN_NO_MMAP) /* WebAssembly (WASI) has no mmap: files are read */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>

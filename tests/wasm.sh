@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make test-wasm: the same run.c built for WebAssembly (wasm32-wasi: clang's target with Debian's
+# wasi-libc and lld; plain C kernels, no threads, no mmap) and run under node's WASI must give
+# the native plain build's results: tests/paths.py compares the logits of a text and a sampled
+# story for float32, bf16 and Q8_0 files of stories260K and the GPT-Neo fixture, byte for byte
+# (stories260K: its stories only, see below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+SHARED=$(cd "${SHARED:-../shared}" 2>/dev/null && pwd || echo "${SHARED:-../shared}") # absolute: WASI sees / only
+if [ ! -f web/run.wasm ]; then
+  echo "test-wasm: SKIPPED (no web/run.wasm: apt-get install wasi-libc lld libclang-rt-dev-wasm32, then make web)"
+  exit 0
+fi
+if ! command -v node >/dev/null; then
+  echo "test-wasm: SKIPPED (no node to run web/run.wasm: apt-get install nodejs)"
+  exit 0
+fi
+mkdir -p out-wasm
+wrapper=out-wasm/run-wasm.sh
+printf '#!/bin/sh\nexec node --no-warnings "%s/tests/wasi.mjs" "%s/web/run.wasm" "$@"\n' "$PWD" "$PWD" >"$wrapper"
+chmod +x "$wrapper"
+if [ -f "$SHARED/models/stories260K.bin" ]; then
+  "$wrapper" "$SHARED/models/stories260K.bin" -z "$SHARED/models/tok512.bin" -t 0 -n 4 -i x 2>&1 >/dev/null | grep -q '^kernels: plain' ||
+    { echo "test-wasm: web/run.wasm does not run under node"; exit 1; }
+fi
+echo "test-wasm: web/run.wasm under node $(node --version)"
+# its kernels are the plain loops (no WASM SIMD path yet): the same bits as the native plain
+# build's, whose stories are the fast paths' (their logits differ in the last bits: the
+# documented order of the fast kernels' sums is not the plain loops' left to right)
+# GPT-Neo: the same logits, bit for bit. stories260K: the same stories, but not yet the same
+# logits: its rotary tables come from libm's cosf, sinf and powf, as llama2.c's do, and
+# wasi-libc's differ from glibc's in last bits (the GPT-Neo path's one libm call, expf, agrees)
+${CC:-cc} -O2 -ffp-contract=off -DTS_PLAIN_KERNELS -o out-wasm/run-plain run.c -lm
+"$PYTHON" tests/paths.py --story-only stories260K out-wasm/run-plain "$wrapper"
