@@ -30,7 +30,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(a.steps >= 0 && a.seed >= 0);
         FUZZ_CHECK(!strcmp(a.mode, "generate") || !strcmp(a.mode, "chat") || !strcmp(a.mode, "tokenize") ||
                    !strcmp(a.mode, "decode") || !strcmp(a.mode, "logits") || !strcmp(a.mode, "ppl") ||
-                   !strcmp(a.mode, "inspect"));
+                   !strcmp(a.mode, "inspect") || !strcmp(a.mode, "dump") || !strcmp(a.mode, "neurons") ||
+                   !strcmp(a.mode, "batch"));
+        FUZZ_CHECK(strcmp(a.mode, "dump") || (a.out_path && !!a.prompt + !!a.text_path + !!a.ids_path == 1));
+        FUZZ_CHECK(strcmp(a.mode, "neurons") || (!!a.prompt + !!a.text_path == 1));
+        FUZZ_CHECK(strcmp(a.mode, "batch") || a.text_path);
+        FUZZ_CHECK(a.top_k >= 1 && a.samples >= 1 && a.sample_top_k >= 0 && a.repeat_last_n >= 0);
+        FUZZ_CHECK(a.min_p >= 0.0f && a.min_p <= 1.0f && (a.repeat_penalty == 0.0f || a.repeat_penalty > 0.0f));
+        for (int i = 0; i < a.n_stop; i++) FUZZ_CHECK(a.stop[i][0] != '\0');
+        for (int k = 0; k < 4; k++) FUZZ_CHECK(!a.instruct[k] || !strpbrk(a.instruct[k], "\r\n"));
+        const char *bad = NULL;
+        FUZZ_CHECK(!a.ablate_heads || ts_parse_parts(a.ablate_heads, NULL, &bad) > 0);
+        FUZZ_CHECK(!a.ablate_neurons || ts_parse_parts(a.ablate_neurons, NULL, &bad) > 0);
         FUZZ_CHECK(strcmp(a.mode, "decode") || a.ids_path);
         FUZZ_CHECK(strcmp(a.mode, "logits") || (a.ids_path && a.out_path));
         FUZZ_CHECK(strcmp(a.mode, "ppl") || a.text_path);
