@@ -389,6 +389,7 @@ typedef struct {
     int vocab_size;
     const char **piece;         /* (vocab_size) token bytes, not NUL-terminated */
     int *piece_len;             /* (vocab_size) */
+    int longest_piece;          /* the largest piece_len */
     int byte_token[256];        /* id of the token for a single byte, or -1 */
     int bos_id, eos_id, space_id;
     unsigned char byte_text[512]; /* byte b as a NUL-terminated string at 2*b */
@@ -872,6 +873,8 @@ static void ts_forward_block(ts_session *s, const int *tokens, int n, int pos, i
  * softmax, then either a draw from the whole distribution or from the smallest set of
  * most likely tokens whose probability exceeds top-p ("nucleus", Holtzman et al. 2019).
  * Ties in the top-p sort are broken by token id, so the order never depends on qsort.
+ * Optional filters before the draw, each off unless asked for (then the sampler is exactly
+ * llama2.c's): a repetition penalty, top-k, and min-p, as llama.cpp has them.
  * ========================================================================== */
 
 typedef struct ts_prob_index { float prob; int index; } ts_prob_index;
@@ -943,7 +946,39 @@ static double ts_nll(const float *logits, int n, int target) {
     return log(sum) + max_val - logits[target];
 }
 
-static int ts_sample_logits(ts_session *s, float *logits, float temperature, float topp) {
+/* The repetition penalty over the last `last_n` tokens of history (n of them), once per
+ * distinct token: a positive logit is divided by penalty, a negative one multiplied. */
+static void ts_repeat_penalty(float *logits, int vocab, const int *history, int n, int last_n, float penalty) {
+    int first = n > last_n ? n - last_n : 0;
+    for (int i = first; i < n; i++) {
+        int id = history[i], repeat = 0;
+        for (int j = first; j < i && !repeat; j++) repeat = history[j] == id;
+        if (id < 0 || id >= vocab || repeat) continue;
+        logits[id] = logits[id] > 0.0f ? logits[id] / penalty : logits[id] * penalty;
+    }
+}
+
+/* Top-k: every token but the k most likely (ties: the lower id) gets -inf. */
+static void ts_keep_top_k(float *logits, int vocab, int k, ts_prob_index *scratch) {
+    if (k <= 0 || k >= vocab) return;
+    for (int i = 0; i < vocab; i++) scratch[i].prob = logits[i], scratch[i].index = i;
+    qsort(scratch, (size_t)vocab, sizeof(ts_prob_index), ts_compare_prob);
+    for (int i = k; i < vocab; i++) logits[scratch[i].index] = -INFINITY;
+}
+
+/* Min-p on probabilities: those below min_p x the largest become 0, the rest sum to 1 again. */
+static void ts_keep_min_p(float *probs, int vocab, float min_p) {
+    float top = ts_max(probs, vocab), cut = min_p * top;
+    double sum = 0.0;
+    for (int i = 0; i < vocab; i++) {
+        if (probs[i] < cut) probs[i] = 0.0f;
+        sum += probs[i];
+    }
+    for (int i = 0; i < vocab; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+/* llama2.c's sampler, with min-p (0 = off) between its softmax and its draw. */
+static int ts_sample_logits(ts_session *s, float *logits, float temperature, float min_p, float topp) {
     int n = s->model->config.vocab_size;
     if (temperature == 0.0f) return ts_argmax(logits, n);
     /* A temperature so small that logit / temperature overflows (1e-38 and below) would make
@@ -952,10 +987,23 @@ static int ts_sample_logits(ts_session *s, float *logits, float temperature, flo
     if (!isfinite(ts_max(logits, n) / temperature)) return ts_argmax(logits, n);
     for (int i = 0; i < n; i++) logits[i] /= temperature;
     ts_softmax(logits, n);
+    if (min_p > 0.0f) ts_keep_min_p(logits, n, min_p);
     float coin = ts_random_f32(&s->rng_state);
     if (topp <= 0.0f || topp >= 1.0f) return ts_sample_mult(logits, n, coin);
     return ts_sample_topp(logits, n, topp, s->probindex, coin);
 }
+
+/* Draws the next token from logits (vocab_size, changed in place): the filters of o, in
+ * their order, then llama2.c's draw. history: the n tokens so far, for the penalty. With
+ * the filters off this is exactly llama2.c's sampler. */
+static int ts_sample_with(ts_session *s, float *logits, const ts_generate_opts *o, const int *history, int n) {
+    int vocab = s->model->config.vocab_size;
+    if (o->repeat_penalty > 0.0f && o->repeat_penalty != 1.0f)
+        ts_repeat_penalty(logits, vocab, history, n, o->repeat_last_n > 0 ? o->repeat_last_n : 64, o->repeat_penalty);
+    ts_keep_top_k(logits, vocab, o->top_k, s->probindex);
+    return ts_sample_logits(s, logits, o->temperature, o->min_p, o->topp);
+}
+
 
 /* ==========================================================================
  * 4. Generation
@@ -1033,56 +1081,6 @@ void ts_seed(ts_session *s, unsigned long long seed) {
     if (s) s->rng_state = seed ? seed : 1;
 }
 
-/* The repetition penalty over the last `last_n` tokens of history (n of them), once per
- * distinct token: a positive logit is divided by penalty, a negative one multiplied. */
-static void ts_repeat_penalty(float *logits, int vocab, const int *history, int n, int last_n, float penalty) {
-    int first = n > last_n ? n - last_n : 0;
-    for (int i = first; i < n; i++) {
-        int id = history[i], repeat = 0;
-        for (int j = first; j < i && !repeat; j++) repeat = history[j] == id;
-        if (id < 0 || id >= vocab || repeat) continue;
-        logits[id] = logits[id] > 0.0f ? logits[id] / penalty : logits[id] * penalty;
-    }
-}
-
-/* Top-k: every token but the k most likely (ties: the lower id) gets -inf. */
-static void ts_keep_top_k(float *logits, int vocab, int k, ts_prob_index *scratch) {
-    if (k <= 0 || k >= vocab) return;
-    for (int i = 0; i < vocab; i++) scratch[i].prob = logits[i], scratch[i].index = i;
-    qsort(scratch, (size_t)vocab, sizeof(ts_prob_index), ts_compare_prob);
-    for (int i = k; i < vocab; i++) logits[scratch[i].index] = -INFINITY;
-}
-
-/* Min-p on probabilities: those below min_p x the largest become 0, the rest sum to 1 again. */
-static void ts_keep_min_p(float *probs, int vocab, float min_p) {
-    float top = ts_max(probs, vocab), cut = min_p * top;
-    double sum = 0.0;
-    for (int i = 0; i < vocab; i++) {
-        if (probs[i] < cut) probs[i] = 0.0f;
-        sum += probs[i];
-    }
-    for (int i = 0; i < vocab; i++) probs[i] = (float)(probs[i] / sum);
-}
-
-/* Draws the next token from logits (vocab_size, changed in place): the filters of o, in
- * their order, then llama2.c's draw. history: the n tokens so far, for the penalty. With
- * the filters off this is exactly llama2.c's sampler. */
-static int ts_sample_with(ts_session *s, float *logits, const ts_generate_opts *o, const int *history, int n) {
-    int vocab = s->model->config.vocab_size;
-    if (o->repeat_penalty > 0.0f && o->repeat_penalty != 1.0f)
-        ts_repeat_penalty(logits, vocab, history, n, o->repeat_last_n > 0 ? o->repeat_last_n : 64, o->repeat_penalty);
-    ts_keep_top_k(logits, vocab, o->top_k, s->probindex);
-    if (o->min_p <= 0.0f) return ts_sample_logits(s, logits, o->temperature, o->topp);
-    float temperature = o->temperature;
-    if (temperature == 0.0f || !isfinite(ts_max(logits, vocab) / temperature)) return ts_argmax(logits, vocab);
-    for (int i = 0; i < vocab; i++) logits[i] /= temperature;
-    ts_softmax(logits, vocab);
-    ts_keep_min_p(logits, vocab, o->min_p);
-    float coin = ts_random_f32(&s->rng_state);
-    if (o->topp <= 0.0f || o->topp >= 1.0f) return ts_sample_mult(logits, vocab, coin);
-    return ts_sample_topp(logits, vocab, o->topp, s->probindex, coin);
-}
-
 static int ts_check_sampling(float temperature, float topp, ts_error *err) {
     if (!(temperature >= 0.0f) || !isfinite(temperature))
         return ts_fail(err, TS_E_ARG, "temperature %g must be a finite number >= 0", (double)temperature);
@@ -1126,7 +1124,9 @@ static size_t ts_stop_release(const ts_generate_opts *o, const char *held, size_
 int ts_sample(ts_session *s, float *logits, float temperature, float topp, ts_error *err) {
     if (!s || !logits) return ts_fail(err, TS_E_ARG, "ts_sample: %s is NULL", s ? "logits" : "the session");
     int rc = ts_check_sampling(temperature, topp, err);
-    return rc ? rc : ts_sample_logits(s, logits, temperature, topp);
+    if (rc) return rc;
+    s->n_ready = 0; /* the draw changes the logits (those of a prefilled prompt too) */
+    return ts_sample_logits(s, logits, temperature, 0.0f, topp);
 }
 
 int ts_top_k(const float *logits, int n, int k, int *ids, float *probs) {
@@ -1197,13 +1197,9 @@ int ts_generate(ts_session *s, const char *prompt, const ts_generate_opts *o, ts
      * could be the start of a stop string */
     size_t held_cap = 0, n_held = 0; /* the longest stop string, and the longest piece */
     for (int i = 0; i < o->n_stop; i++) held_cap = strlen(o->stop[i]) > held_cap ? strlen(o->stop[i]) : held_cap;
-    if (o->n_stop > 0) {
-        int longest = 0;
-        for (int id = 0; id < m->tokenizer.vocab_size; id++) longest = m->tokenizer.piece_len[id] > longest ? m->tokenizer.piece_len[id] : longest;
-        held_cap += (size_t)longest;
-    }
+    if (o->n_stop > 0) held_cap += (size_t)m->tokenizer.longest_piece;
     int *history = (int *)malloc(((size_t)steps + 1) * sizeof(int));
-    char *held = (char *)malloc(held_cap + 64); /* + ts_decode's longest: a byte token's text */
+    char *held = (char *)malloc(held_cap + 64); /* a stop string but its last byte, and a piece, with room to spare */
     if (!history || !held) {
         free(ids), free(history), free(held);
         return ts_fail(err, TS_E_NOMEM, "out of memory");
@@ -2855,8 +2851,10 @@ static int ts_tokenizer_init(ts_tokenizer *t, int kind, const unsigned char *dat
     t->bos_id = c->bos_id;
     t->eos_id = c->eos_id;
     for (int b = 0; b < 256; b++) t->byte_text[2 * b] = (unsigned char)b;
-    if (kind == TS_TOK_SENTENCEPIECE) return ts_sentencepiece_init(t, data, size, err);
-    return ts_gpt2_init(t, data, size, err);
+    int rc = kind == TS_TOK_SENTENCEPIECE ? ts_sentencepiece_init(t, data, size, err) : ts_gpt2_init(t, data, size, err);
+    for (int id = 0; rc == TS_OK && id < t->vocab_size; id++)
+        t->longest_piece = t->piece_len[id] > t->longest_piece ? t->piece_len[id] : t->longest_piece;
+    return rc;
 }
 
 static void ts_tokenizer_free(ts_tokenizer *t) {
@@ -3593,6 +3591,7 @@ int ts_logit_lens(ts_session *s, const float *resid, int n, float *logits, ts_er
     if (n < 0) return ts_fail(err, TS_E_RANGE, "ts_logit_lens: %d rows", n);
     const ts_model *m = s->model;
     const ts_config *c = &m->config;
+    s->n_ready = 0; /* the session's logits are overwritten */
     for (int done = 0; done < n; done += s->batch) { /* the final norm and classifier of ts_forward_block */
         int k = n - done < s->batch ? n - done : s->batch;
         ts_norm(c, s->xb, resid + (size_t)done * c->dim, m->final_norm, m->final_norm_bias, k);
@@ -3834,7 +3833,8 @@ static int ts_parse_args_of(int argc, char **argv, ts_args *a, char *msg, size_t
     if (dump && !a->out_path) return snprintf(msg, msg_len, "-m dump needs --out DIR"), 1;
     if (dump && (!!a->prompt + !!a->text_path + !!a->ids_path) != 1)
         return snprintf(msg, msg_len, "-m dump needs one of -i TEXT, -f FILE or --ids FILE"), 1;
-    if (neurons && (!!a->prompt + !!a->text_path) != 1) return snprintf(msg, msg_len, "-m neurons needs one of -f FILE or -i TEXT"), 1;
+    if (neurons && (!!a->prompt + !!a->text_path + !!a->ids_path) != 1)
+        return snprintf(msg, msg_len, "-m neurons needs one of -f FILE or -i TEXT"), 1;
     if (a->lens && !dump && strcmp(a->mode, "inspect") != 0) return snprintf(msg, msg_len, "--lens works with -m dump and -m inspect only"), 1;
     if (a->top_k && !neurons) return snprintf(msg, msg_len, "--top works with -m neurons only"), 1;
     if (!a->top_k) a->top_k = 10;
@@ -4015,17 +4015,20 @@ static int ts_run_inspect(const ts_model *m, const ts_args *a) {
     float *logits = (float *)malloc((size_t)n * V * sizeof(float));
     int L = a->lens ? m->config.n_layers : 0, *lens_id = (int *)malloc(((size_t)L * n + 1) * sizeof(int));
     float *lens_p = (float *)malloc(((size_t)L * n + 1) * sizeof(float));
-    int rc = logits && lens_id && lens_p ? TS_OK : ts_fail(&err, TS_E_NOMEM, "out of memory");
+    float *lens = L ? (float *)malloc((size_t)s->batch * V * sizeof(float)) : NULL; /* a block of one layer's lens logits */
+    int rc = logits && lens_id && lens_p && (lens || !L) ? TS_OK : ts_fail(&err, TS_E_NOMEM, "out of memory");
     if (!rc && L) rc = ts_session_record_internals(s, n, &err);
     for (int done = 0; !rc && done < n; done += s->batch)
         rc = ts_forward_all(s, ids + done, n - done < s->batch ? n - done : s->batch, done, logits + (size_t)done * V, &err);
     /* --lens: what each layer's residual predicts (final norm and classifier), its top token */
-    for (int l = 0; !rc && l < L; l++) {
-        rc = ts_logit_lens(s, ts_session_residual(s, NULL) + (size_t)(l + 1) * n * m->config.dim, n, logits, &err);
-        for (int i = 0; !rc && i < n; i++) ts_top_k(logits + (size_t)i * V, V, 1, lens_id + (size_t)l * n + i, lens_p + (size_t)l * n + i);
-    }
-    for (int done = 0; !rc && L && done < n; done += s->batch) /* the logits again (the lens used their buffer) */
-        rc = ts_forward_all(s, ids + done, n - done < s->batch ? n - done : s->batch, done, logits + (size_t)done * V, &err);
+    for (int l = 0; !rc && l < L; l++)
+        for (int done = 0; !rc && done < n; done += s->batch) {
+            int k = n - done < s->batch ? n - done : s->batch;
+            size_t at = (size_t)l * n + done;
+            rc = ts_logit_lens(s, ts_session_residual(s, NULL) + ((size_t)(l + 1) * n + done) * m->config.dim, k, lens, &err);
+            for (int i = 0; !rc && i < k; i++) ts_top_k(lens + (size_t)i * V, V, 1, lens_id + at + i, lens_p + at + i);
+        }
+    free(lens);
     if (rc) {
         free(ids), free(logits), free(lens_id), free(lens_p), ts_session_free(s);
         return ts_die(err.msg);
@@ -4355,11 +4358,17 @@ static char *ts_instruct_prompt(const ts_args *a) {
     return text;
 }
 
+/* The library's options from the command line's (--repeat-last-n 0: no penalty). */
+static ts_generate_opts ts_generate_opts_of(const ts_args *a, unsigned long long seed) {
+    ts_generate_opts o = {.temperature = a->temperature, .topp = a->topp, .seed = seed, .steps = a->steps, .top_k = a->sample_top_k,
+                          .min_p = a->min_p, .repeat_penalty = a->repeat_last_n > 0 ? a->repeat_penalty : 0.0f,
+                          .repeat_last_n = a->repeat_last_n, .stop = a->stop, .n_stop = a->n_stop};
+    return o;
+}
+
 static int ts_run_generate_with(ts_session *s, const ts_args *a, unsigned long long seed) {
-    ts_generate_opts o = {.temperature = a->temperature, .topp = a->topp, .seed = seed, .steps = a->steps};
+    ts_generate_opts o = ts_generate_opts_of(a, seed);
     ts_generate_stats st;
-    o.top_k = a->sample_top_k, o.min_p = a->min_p, o.stop = a->stop, o.n_stop = a->n_stop;
-    o.repeat_penalty = a->repeat_last_n > 0 ? a->repeat_penalty : 0.0f, o.repeat_last_n = a->repeat_last_n;
     ts_error err = {0, ""};
     ts_viz viz;
     memset(&viz, 0, sizeof viz);
@@ -4467,7 +4476,7 @@ static int ts_run_chat(ts_session *s, const ts_args *a, unsigned long long seed)
         if (token == eos) user_turn = 1;
         float *logits = ts_forward(s, &token, 1, pos, &err);
         if (!logits) break;
-        next = ts_sample_logits(s, logits, a->temperature, a->topp);
+        next = ts_sample_logits(s, logits, a->temperature, 0.0f, a->topp);
         pos++;
         if (user_idx >= n_ids && next != eos) {
             size_t len;
@@ -4920,9 +4929,7 @@ static int ts_run_batch(const ts_model *m, const ts_args *a, unsigned long long 
         one.prompt = line;
         char *instruct = ts_instruct_prompt(&one);
         const char *prompt = instruct ? instruct : line;
-        ts_generate_opts o = {.temperature = a->temperature, .topp = a->topp, .steps = a->steps, .top_k = a->sample_top_k,
-                              .min_p = a->min_p, .repeat_penalty = a->repeat_last_n > 0 ? a->repeat_penalty : 0.0f,
-                              .repeat_last_n = a->repeat_last_n, .stop = a->stop, .n_stop = a->n_stop};
+        ts_generate_opts o = ts_generate_opts_of(a, seed);
         ts_session *base = NULL;
         ts_error err = {0, ""};
         if (ts_open_session(m, steps, &base, a)) rc = 1;
