@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    !strcmp(a.mode, "inspect") || !strcmp(a.mode, "dump") || !strcmp(a.mode, "neurons") ||
                    !strcmp(a.mode, "batch"));
         FUZZ_CHECK(strcmp(a.mode, "dump") || (a.out_path && !!a.prompt + !!a.text_path + !!a.ids_path == 1));
-        FUZZ_CHECK(strcmp(a.mode, "neurons") || (!!a.prompt + !!a.text_path == 1));
+        FUZZ_CHECK(strcmp(a.mode, "neurons") || (!!a.prompt + !!a.text_path + !!a.ids_path == 1));
         FUZZ_CHECK(strcmp(a.mode, "batch") || a.text_path);
         FUZZ_CHECK(a.top_k >= 1 && a.samples >= 1 && a.sample_top_k >= 0 && a.repeat_last_n >= 0);
         FUZZ_CHECK(a.min_p >= 0.0f && a.min_p <= 1.0f && (a.repeat_penalty == 0.0f || a.repeat_penalty > 0.0f));
