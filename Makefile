@@ -5,6 +5,7 @@
 #   make test       every test: C suite, API tests, exporter tests, end-to-end checks, the
 #                   other kernel paths (AVX2, clang, aarch64 NEON under qemu-user)
 #   make examples   programs that use run.c as a library (examples/hello, story, heads)
+#   make web        the page: run.c as WebAssembly (web/run.wasm) beside web/index.html
 #   make story      download stories15M + tokenizer if missing, tell a story
 #   make asan       sanitizer builds: ./run-asan and the tests (AddressSanitizer + UBSan)
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (needs clang); see fuzz/README.md
@@ -19,7 +20,7 @@ OPENMP  := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /
 FAST    := -O3 -march=native -ffp-contract=off $(OPENMP)
 CFLAGS  ?= $(FAST)
 
-.PHONY: web test-wasm all portable check test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
+.PHONY: web test-wasm test-web all portable check test test-c test-api test-speed test-builds test-arm test-compile test-py test-e2e story examples bench clean asan test-asan \
         test-valgrind test-replay test-harden test-hostile test-runs fuzz fuzz-build fuzz-corpus
 all: run
 
@@ -48,7 +49,7 @@ tests/test_api: tests/test_api.c run.c
 check: test-c test-api test-speed
 	@echo "make check: the C suites passed (make test runs everything)"
 
-test: test-c test-api test-speed test-builds test-arm test-wasm test-py test-harden test-replay test-runs test-asan test-valgrind
+test: test-c test-api test-speed test-builds test-arm test-wasm test-web test-py test-harden test-replay test-runs test-asan test-valgrind
 	@echo "make test: all suites passed"
 
 test-c: test_all run
@@ -115,6 +116,12 @@ web:
 	else echo "web: SKIPPED (no wasm32-wasi toolchain: apt-get install wasi-libc lld libclang-rt-dev-wasm32)"; fi
 test-wasm: run web
 	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/wasm.sh
+
+# The page (web/index.html, web/worker.js) in a real headless Chromium driven by playwright-core
+# (npm), served from 127.0.0.1: stories byte for byte ./run's, the views, refused files
+# (tests/web.sh). Serve it yourself: make web && cd web && python3 -m http.server 8000
+test-web: run web
+	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/web.sh
 
 test-speed: test_speed bench/gen
 	SHARED=$(SHARED) ./test_speed
@@ -242,4 +249,4 @@ clean:
 	rm -f run run-portable run-asan run-valgrind test_all test_all-asan test_harden test_harden-asan tests/test_api \
 	      examples/hello examples/story examples/heads test_speed bench/gen \
 	      test_all-avx2 test_all-clang test_speed-avx2 test_all-avx2.log test_all-clang.log test_speed-avx2.log run-avx2 run-clang
-	rm -rf fuzz/out out-arm out-wasm web/run.wasm
+	rm -rf fuzz/out out-arm out-wasm out-web web/run.wasm

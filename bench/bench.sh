@@ -5,6 +5,8 @@
 #   make bench                      (or: CC=cc CFLAGS="-O3 -march=native -fopenmp" bench/bench.sh)
 #   RUNS=3 THREADS="1 2" bench/bench.sh
 #   LLAMA2C_CFLAGS="-Ofast -march=native -fopenmp" bench/bench.sh    (the second baseline's flags)
+#   CFLAGS="-O3 -mavx2 -mfma -ffp-contract=off -fopenmp" TORCH_CORETYPE=Haswell bench/bench.sh
+#                                   (the AVX2 path, and torch on OpenBLAS's AVX2 kernels)
 #
 # Random-weight models at the published TinyStories shapes are written by bench/gen into
 # bench/out/models (once; about 2 GB). Two binaries are built from run.c with the same
@@ -211,7 +213,11 @@ else
         p=$(sed -n 's/^prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err")
         d=$(sed -n 's/.*generated: .* (\([0-9.]*\) tok\/s).*/\1/p' <<<"$err")
         if [ "$type" = f32 ]; then # torch runs float32 for both files: once per round and shape, beside the f32 run
-          read -r tp td blas < <(LD_LIBRARY_PATH=$openblas_dir OMP_NUM_THREADS=$NEO_THREADS ${PYTHON:-python3} bench/torch_neo.py \
+          # OpenBLAS at its best for this CPU: a machine-wide OPENBLAS_CORETYPE (set on some machines
+          # because older OpenBLAS builds misdetect them) is left out of this command alone;
+          # TORCH_CORETYPE=Haswell gives it the AVX2 kernels, to time an AVX2 build of ours against
+          read -r tp td blas < <(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${TORCH_CORETYPE:+OPENBLAS_CORETYPE=$TORCH_CORETYPE} LD_LIBRARY_PATH=$openblas_dir \
+            OMP_NUM_THREADS=$NEO_THREADS ${PYTHON:-python3} bench/torch_neo.py \
             bench "$label" --threads "$NEO_THREADS" --prompt 500 --decode 64 |
             sed -n 's/^prompt \([0-9.]*\) tok\/s, decode \([0-9.]*\) tok\/s, .*BLAS: \(.*\)$/\1 \2 \3/p')
           tps[$r]=$tp tds[$r]=$td

@@ -128,14 +128,26 @@ def random_model(torch, shape, seed=1):
 
 
 def blas_in_use():
-    """The BLAS library this process mapped (torch's libblas.so.3 resolves to it)."""
+    """The BLAS library this process mapped (torch's libblas.so.3 resolves to it), and for
+    OpenBLAS the kernels it chose for this CPU (its core name: Haswell = AVX2, SkylakeX or
+    Cooperlake = AVX-512; OPENBLAS_CORETYPE overrides its choice)."""
     names = set()
     with open("/proc/self/maps") as f:
         for line in f:
             path = line.split()[-1] if len(line.split()) >= 6 else ""
             if "blas" in os.path.basename(path) or "mkl" in os.path.basename(path):
                 names.add(os.path.realpath(path))
-    return ", ".join(sorted(names)) or "none mapped"
+    core = ""
+    for path in names:
+        try:
+            import ctypes
+            get = ctypes.CDLL(path).openblas_get_corename
+            get.restype = ctypes.c_char_p
+            core = f" (OpenBLAS kernels: {get().decode()})"
+            break
+        except (OSError, AttributeError):
+            continue
+    return (", ".join(sorted(names)) or "none mapped") + core
 
 
 def check(folder):
