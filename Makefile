@@ -110,12 +110,14 @@ WASM_CC ?= clang --target=wasm32-wasi
 # 256 MB of memory from the start: node 20's WASI crashed (SIGSEGV, in node) when a run's memory
 # grew past ~20 MB during it (GPT-Neo's 50257-wide logits of 48+ tokens); it still grows past that.
 WASM_LDFLAGS ?= -Wl,--initial-memory=268435456
+# SIMD128: run.c's WebAssembly kernels (section 5: the plain loops' bits, 4 rows in the lanes)
+WASM_CFLAGS ?= -O2 -ffp-contract=off -msimd128
 web:
 	@mkdir -p web; if echo 'int main(void){return 0;}' | $(WASM_CC) -x c - -o /dev/null 2>/dev/null; then \
-	  $(WASM_CC) -O2 -ffp-contract=off $(WARN) $(WASM_LDFLAGS) -o web/run.wasm run.c -lm && echo "web: web/run.wasm ($(WASM_CC))"; \
+	  $(WASM_CC) $(WASM_CFLAGS) $(WARN) $(WASM_LDFLAGS) -o web/run.wasm run.c -lm && echo "web: web/run.wasm ($(WASM_CC) $(WASM_CFLAGS))"; \
 	else echo "web: SKIPPED (no wasm32-wasi toolchain: apt-get install wasi-libc lld libclang-rt-dev-wasm32)"; fi
 test-wasm: run web
-	SHARED=$(SHARED) PYTHON=$(PYTHON) tests/wasm.sh
+	SHARED=$(SHARED) PYTHON=$(PYTHON) WASM_CC="$(WASM_CC)" WASM_CFLAGS="$(WASM_CFLAGS)" tests/wasm.sh
 
 # The page (web/index.html, web/worker.js) in a real headless Chromium driven by playwright-core
 # (npm), served from 127.0.0.1: stories byte for byte ./run's, the views, refused files

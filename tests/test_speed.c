@@ -23,7 +23,7 @@
 
 #include "check.h"
 
-#if defined(TS_SIMD)
+#if defined(TS_SIMD) || defined(TS_WASM)
 static uint64_t rng = 88172645463325252ull;
 static float uniform(void) { /* [-1, 1) */
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -57,6 +57,28 @@ static ts_matrix random_matrix(int type, int rows, int cols, int gs) {
     return w;
 }
 
+#endif
+#if defined(TS_WASM)
+/* WebAssembly's kernels (run.c, section 5) give the plain loops' bits: every output of
+ * every shape, for prompts (blocks of 4 tokens and the rest) and single tokens. */
+static void test_wasm_matmul(int type, int rows, int cols, int gs, int n) {
+    static const char *names[] = {"f32", "q8_0", "bf16"};
+    ts_matrix w = random_matrix(type, rows, cols, gs);
+    int groups = ts_groups(cols, gs > 0 ? gs : 1);
+    float *x = malloc((size_t)n * cols * 4), *xs = malloc((size_t)n * groups * 4);
+    int8_t *xq = malloc((size_t)n * cols);
+    float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4);
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
+    if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
+    ts_matmul_plain(plain, x, xq, xs, &w, n);
+    ts_wasm_matmul(fast, x, xq, xs, &w, n);
+    CHECK_MSG(memcmp(plain, fast, (size_t)n * rows * 4) == 0, "wasm %s %dx%d gs %d n %d: not the plain loop's bits", names[type],
+              rows, cols, gs, n);
+    free((void *)w.data), free((void *)w.scale);
+    free(x), free(xs), free(xq), free(plain), free(fast);
+}
+#endif
+#if defined(TS_SIMD)
 static float weight_at(const ts_matrix *w, int i, int j) {
     size_t at = (size_t)i * w->cols + j;
     if (w->type == TS_F32) return ((const float *)w->data)[at];
@@ -453,9 +475,20 @@ int main(void) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (int type = 0; type < 3; type++) test_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
+#elif defined(TS_WASM)
+    printf("SIMD path: %s (the plain loops' bits)\n", TS_KERNEL_PATH);
+    int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {9, 172, 4}, {13, 288, 64}, {8, 64, 32}, {70, 768, 64},
+                       {33, 200, 200}, {3, 300, 128}, {4, 17, 17}, {6, 2048, 64}, {40, 96, 32}, {17, 130, 16}, {7, 1000, 24}};
+    int ns[] = {1, 2, 3, 4, 5, 9, 20, 32, 40};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            for (int type = 0; type < 3; type++) test_wasm_matmul(type, shapes[s][0], shapes[s][1], shapes[s][2], ns[k]);
 #else
     n_skip++, printf("SKIP fast-vs-plain kernel checks: this build has no SIMD path (plain loops only)\n");
 #endif
+#if defined(__wasi__)
+    n_skip++, printf("SKIP random whole models: WASI runs no bench/gen (tests/wasm.sh compares whole models with the native build)\n");
+#else
     /* whole models from bench/gen: every weight type, Llama and GPT-Neo (local attention) */
     const char *gen[][2] = {
         {"f32 llama 64 172 2 4 512 80", "llama-f32"},  {"bf16 llama 64 172 2 4 512 80", "llama-bf16"},
@@ -473,6 +506,7 @@ int main(void) {
         test_blocks_equal_tokens(path, NULL, 75);
         remove(path);
     }
+#endif
     const char *shared = getenv("SHARED") ? getenv("SHARED") : "../shared";
     char model[512], tok[512];
     snprintf(model, sizeof model, "%s/models/stories260K.bin", shared);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test-wasm: the same run.c built for WebAssembly (wasm32-wasi: clang's target with Debian's
-# wasi-libc and lld; plain C kernels, no threads, no mmap) and run under node's WASI must give
+# wasi-libc and lld; SIMD128 kernels with the plain loops' bits, no threads, no mmap) and run
+# under node's WASI must give
 # the native plain build's results: tests/paths.py compares the logits of a text and a sampled
 # story for float32, bf16 and Q8_0 files of stories260K and the GPT-Neo fixture, byte for byte
 # (stories260K: its stories only, see below).
@@ -21,13 +22,20 @@ wrapper=out-wasm/run-wasm.sh
 printf '#!/bin/sh\nexec node --no-warnings "%s/tests/wasi.mjs" "%s/web/run.wasm" "$@"\n' "$PWD" "$PWD" >"$wrapper"
 chmod +x "$wrapper"
 if [ -f "$SHARED/models/stories260K.bin" ]; then
-  "$wrapper" "$SHARED/models/stories260K.bin" -z "$SHARED/models/tok512.bin" -t 0 -n 4 -i x 2>&1 >/dev/null | grep -q '^kernels: plain' ||
+  "$wrapper" "$SHARED/models/stories260K.bin" -z "$SHARED/models/tok512.bin" -t 0 -n 4 -i x 2>&1 >/dev/null | grep -q '^kernels: wasm simd128' ||
     { echo "test-wasm: web/run.wasm does not run under node"; exit 1; }
 fi
 echo "test-wasm: web/run.wasm under node $(node --version)"
-# its kernels are the plain loops (no WASM SIMD path yet): the same bits as the native plain
-# build's, whose stories are the fast paths' (their logits differ in the last bits: the
-# documented order of the fast kernels' sums is not the plain loops' left to right)
+# the kernels alone: tests/test_speed.c built as web/run.wasm is (WASM_CC, WASM_CFLAGS from make),
+# every output of the awkward shapes the plain loop's bits; blocks against single tokens
+${WASM_CC:-clang --target=wasm32-wasi} ${WASM_CFLAGS:--O2 -ffp-contract=off -msimd128} -Wall -Wextra -Werror \
+  -Wl,--initial-memory=268435456 -o out-wasm/test_speed.wasm tests/test_speed.c -lm
+SHARED="$SHARED" node --no-warnings tests/wasi.mjs out-wasm/test_speed.wasm
+# its kernels (wasm simd128: 4 rows in the lanes, each summed left to right; Q8_0's exact
+# integer sums) give the plain loops' bits: the native plain build's, whose stories are the
+# fast paths' (their logits differ in the last bits: the documented order of the fast
+# kernels' sums is not the plain loops' left to right). Prompts run in blocks here: the
+# logits of a text exercise the 4-token tiles, a story's decoding the plain float loop.
 # GPT-Neo: the same logits, bit for bit. stories260K: the same stories, but not yet the same
 # logits: its rotary tables come from libm's cosf, sinf and powf, as llama2.c's do, and
 # wasi-libc's differ from glibc's in last bits (the GPT-Neo path's one libm call, expf, agrees)
