@@ -234,6 +234,27 @@ else
   torch_note="torch: $(${PYTHON:-python3} -c 'import torch; print(torch.__version__)'), BLAS: ${blas:-?}"
 fi
 
+# The page (make web, issue 16) in headless Chromium against ./run on one thread (the page has
+# one): stories15M's shape, float32 and Q8_0, -n 256, rounds alternating the two
+web_rows=() web_note=""
+if [ ! -f web/run.wasm ] || ! command -v chromium >/dev/null || ! node -e "require.resolve('playwright-core')" 2>/dev/null; then
+  web_note="skipped: needs web/run.wasm (make web), chromium (Debian) and playwright-core (npm install --no-save playwright-core)"
+else
+  for name in 15M-f32 15M-q8_0; do
+    ours=() page=() ratios=()
+    for ((r = 0; r < 3; r++)); do
+      n=$(OMP_NUM_THREADS=1 "$OUT/run-fast" "$MODELS/$name.bin" -t 0 -n 256 -i "Once upon a time" 2>&1 >/dev/null | sed -n 's/^achieved tok\/s: //p')
+      q=$(${PYTHON:-python3} -c 'import sys, urllib.parse; print(urllib.parse.urlencode({"model": sys.argv[1], "prompt": "Once upon a time", "temperature": 0, "steps": 256}))' "$PWD/$MODELS/$name.bin")
+      printf '[{"name": "%s", "query": "%s", "rate": true}]' "$name" "$q" >"$OUT/web-case.json"
+      w=$(SHARED="$SHARED" node tests/web.mjs "$OUT/web-case.json" "$OUT" | sed -n 's/^rate: [^ ]* \([0-9.]*\)$/\1/p')
+      ours+=("$n") page+=("${w:-0}") ratios+=("$(ratio "${w:-0}" "$n")")
+    done
+    web_rows+=("| $name | $(printf '%s\n' "${page[@]}" | median) | $(printf '%s\n' "${ours[@]}" | median) | $(printf '%s\n' "${ratios[@]}" | median)x |")
+    echo "web     ${web_rows[-1]}"
+  done
+  web_note="Chromium $(chromium --version 2>/dev/null | sed 's/[^0-9.]//g'), web/run.wasm built by make web ($(${WASM_CC:-clang} --version | head -1))"
+fi
+
 # memory bandwidth and the float32 110M roofline
 f32_110M=$(stat -c %s "$MODELS/110M-f32.bin")
 bw_rows=()
@@ -305,6 +326,15 @@ kernels=$("$OUT/run-fast" "$MODELS/15M-f32.bin" -n 8 -i "Once upon a time" 2>&1 
   echo "ratios the medians of each round's ratio. $torch_note."
   echo "GFLOP/s: 2 x the matrix products' multiply-adds per prompt token (attention and the"
   echo "classifier left out) x tokens/s; FMA peak: bench/fma_peak on $NEO_THREADS threads, $peak GFLOP/s."
+  echo
+  echo "## The page (make web) against ./run on one thread"
+  echo
+  echo "| model | page tok/s | ./run 1 thread tok/s | page / ./run |"
+  echo "| --- | --- | --- | --- |"
+  printf '%s\n' "${web_rows[@]}"
+  echo
+  echo "Random weights at stories15M's shape, greedy, -n 256 (the page: the same settings from its query"
+  echo "string, its own tokens/s, run.c's 'achieved tok/s'); medians of 3 alternating rounds. $web_note."
   echo
   echo "## Memory bandwidth and the float32 110M roofline"
   echo

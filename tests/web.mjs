@@ -2,7 +2,7 @@
 // headless Chromium, driven by playwright-core, served from 127.0.0.1 by this script. CASES.json
 // (written by tests/web.sh) lists {name, query, expect} with expect the exact stdout of ./run (base64) for the
 // same model, prompt and settings, or {name, query, error: true} for a file that must be refused with
-// a message in the page. Files are served by their absolute paths, from OUTDIR and $SHARED only, and
+// a message in the page, or {name, query, rate: true} to print the page's tokens/s (make bench). Files are served by their absolute paths, from OUTDIR and $SHARED only, and
 // the page from /web/. Prints a line per check and "web: N passed, M failed".
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -52,6 +52,11 @@ for (const c of cases) {
   const story = await page.$eval('#story', (e) => ({ text: e.textContent, rate: e.dataset.tokPerS, failed: e.dataset.failed }));
   story.bytes = Buffer.from(await page.evaluate(() => (window.storyBytes ? Array.from(window.storyBytes) : []))).toString('base64');
   const error = await page.$eval('#error', (e) => e.textContent);
+  if (c.rate) { // make bench: the page's tokens/s alone
+    console.log(`rate: ${c.name} ${error ? 'failed: ' + error : story.rate}`);
+    await page.close();
+    continue;
+  }
   if (c.error) {
     check(story.failed === '1' && error.length > 0 && !story.text, `${c.name}: refused in the page ("${error}")`);
     continue;
@@ -68,12 +73,21 @@ for (const c of cases) {
   const rows = await page.$$eval('#details tr', (r) => r.length);
   const shaded = await page.$$eval('#tokens span', (s) => s.filter((e) => /rgba\(211, 84, 0, 0\.[0-9]*[1-9]/.test(e.style.background) ||
                                                                       e.style.background.startsWith('rgb(211, 84, 0)')).length);
+  const neurons = await page.$$eval('#neurons code', (n) => n.map((e) => e.textContent));
   check(pieces > 5 && rows === 6 && shaded > 0, `${c.name}: ${pieces} pieces; a click shows 5 candidates and shades ${shaded} of them`);
+  if (c.neurons) { // the page's neurons of the clicked piece: those numpy reads in ./run -m dump's mlp.npy (to 0.01)
+    const same = neurons.length === c.neurons.length && neurons.every((text, k) => {
+      const [id, value] = text.split(' '), [l, n, v] = c.neurons[k];
+      return id === `${l}.${n}` && Math.abs(Number(value) - v) <= 0.0051;
+    });
+    check(same, `${c.name}: the clicked piece's top neurons ${neurons.slice(0, 3).join(', ')}... are numpy's` +
+      (same ? '' : `\n  page:  ${neurons}\n  numpy: ${JSON.stringify(c.neurons)}`));
+  }
   check(errors.length === 0, `${c.name}: no console error${errors.length ? ': ' + errors.join('; ') : ''}`);
   if (c.screenshot) await page.screenshot({ path: path.join(outDir, c.screenshot), fullPage: true });
   await page.close();
 }
 await browser.close();
 server.close();
-console.log(`web: ${passed} passed, ${failed} failed`);
+if (passed + failed) console.log(`web: ${passed} passed, ${failed} failed`);
 exit(failed ? 1 : 0);

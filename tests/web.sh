@@ -26,6 +26,7 @@ printf 'this is no model file, only some text\n' >"$OUT/notamodel.bin"
 # the cases: page query, and ./run's stdout for the same settings (the page passes -t -p -s -n -i)
 "$PYTHON" - "$OUT" "$M" "$neo" <<'PY' >"$OUT/cases.json"
 import base64, json, subprocess, sys, urllib.parse
+import numpy
 out, m, neo = sys.argv[1:]
 def case(name, model, tok, prompt, t, p, seed, steps, **extra):
     q = {"model": model, "prompt": prompt, "temperature": t, "topp": p, "seed": seed, "steps": steps}
@@ -33,11 +34,18 @@ def case(name, model, tok, prompt, t, p, seed, steps, **extra):
     if tok: q["tokenizer"] = tok; cmd += ["-z", tok]
     c = {"name": name, "query": urllib.parse.urlencode(q), **extra}
     if not extra.get("error"):
-        c["expect"] = base64.b64encode(subprocess.run(cmd, capture_output=True, check=True).stdout).decode()
+        story = subprocess.run(cmd, capture_output=True, check=True).stdout
+        c["expect"] = base64.b64encode(story).decode()
+    if extra.get("neurons"): # the piece the test clicks (5): each layer's 3 most active MLP neurons, from ./run -m dump
+        dump = f"{out}/dump-{seed}"
+        subprocess.run(["./run", model, "-m", "dump", "-i", story.decode(), "--out", dump] + (["-z", tok] if tok else []), check=True, capture_output=True)
+        mlp = numpy.load(f"{dump}/mlp.npy")  # (layers, n, hidden)
+        i = min(5, mlp.shape[1] - 1)
+        c["neurons"] = [[l, int(k), float(mlp[l, i, k])] for l in range(mlp.shape[0]) for k in numpy.argsort(-mlp[l, i], kind="stable")[:3]]
     return c
 print(json.dumps([
     case("stories260K greedy", f"{m}/stories260K.bin", f"{m}/tok512.bin", "Once upon a time", 0, 0.9, 42, 100, screenshot="page.png"),
-    case("stories260K sampled", f"{m}/stories260K.bin", f"{m}/tok512.bin", "Lily saw a cat", 0.8, 0.9, 7, 120),
+    case("stories260K sampled", f"{m}/stories260K.bin", f"{m}/tok512.bin", "Lily saw a cat", 0.8, 0.9, 7, 120, neurons=True),
     case("GPT-Neo, its tokenizer inside", neo, None, "Once upon a time", 1.0, 0.9, 3, 40),
     case("a truncated model", f"{out}/truncated.bin", f"{m}/tok512.bin", "x", 0, 0.9, 1, 10, error=True),
     case("a file that is no model", f"{out}/notamodel.bin", f"{m}/tok512.bin", "x", 0, 0.9, 1, 10, error=True),
