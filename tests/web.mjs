@@ -70,15 +70,15 @@ for (const c of cases) {
   // looking inside: click a piece, then its candidates and the shaded text are shown
   const pieces = await page.$$eval('#tokens span', (s) => s.length);
   await page.click(`#tokens span[data-pos="${Math.min(5, pieces - 1)}"]`);
-  const rows = await page.$$eval('#details tr', (r) => r.length);
+  const rows = await page.$$eval('#candidates tr', (r) => r.length);
   const shaded = await page.$$eval('#tokens span', (s) => s.filter((e) => /rgba\(211, 84, 0, 0\.[0-9]*[1-9]/.test(e.style.background) ||
                                                                       e.style.background.startsWith('rgb(211, 84, 0)')).length);
-  const neurons = await page.$$eval('#neurons code', (n) => n.map((e) => e.textContent));
+  const neurons = await page.$$eval('#neurons td[data-neuron]', (n) => n.map((e) => `${e.dataset.neuron} ${e.dataset.value}`));
   check(pieces > 5 && rows === 6 && shaded > 0, `${c.name}: ${pieces} pieces; a click shows 5 candidates and shades ${shaded} of them`);
-  if (c.neurons) { // the page's neurons of the clicked piece: those numpy reads in ./run -m dump's mlp.npy (to 0.01)
+  if (c.neurons) { // the page's neurons of the clicked piece: those numpy reads in ./run -m dump's mlp.npy (to 1e-4: wasm's plain bits against the native kernels')
     const same = neurons.length === c.neurons.length && neurons.every((text, k) => {
       const [id, value] = text.split(' '), [l, n, v] = c.neurons[k];
-      return id === `${l}.${n}` && Math.abs(Number(value) - v) <= 0.0051;
+      return id === `${l}.${n}` && Math.abs(Number(value) - v) <= 1e-4 * Math.max(1, Math.abs(v));
     });
     check(same, `${c.name}: the clicked piece's top neurons ${neurons.slice(0, 3).join(', ')}... are numpy's` +
       (same ? '' : `\n  page:  ${neurons}\n  numpy: ${JSON.stringify(c.neurons)}`));
