@@ -107,9 +107,12 @@
 #endif
 #if defined(__GNUC__)
 #define TS_INLINE static inline __attribute__((always_inline))
+#define TS_UNROLL(n) TS_PRAGMA_(GCC unroll n) /* gcc and clang: unroll the next loop n times */
+#define TS_PRAGMA_(x) _Pragma(#x)
 #define TS_MAYBE_UNUSED __attribute__((unused))
 #else
 #define TS_INLINE static inline
+#define TS_UNROLL(n)
 #define TS_MAYBE_UNUSED
 #endif
 
@@ -1488,6 +1491,20 @@ TS_INLINE ts_vf ts_vf_set1(float v) { return _mm512_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm512_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm512_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm512_storeu_ps(p, v); }
+/* val + v[0] + v[1] + ... + v[n-1], added one after another (n <= 16), in registers: a store
+ * and 16 narrow loads of it would wait for store forwarding */
+TS_INLINE float ts_vf_add_in_order(float val, ts_vf v, int n) {
+    __m128 acc = _mm_set_ss(val);
+    for (int c = 0; c < n; c += 4) {
+        __m128 q = _mm512_castps512_ps128(v);
+        acc = _mm_add_ss(acc, q);
+        if (c + 1 < n) acc = _mm_add_ss(acc, _mm_movehdup_ps(q));
+        if (c + 2 < n) acc = _mm_add_ss(acc, _mm_movehl_ps(q, q));
+        if (c + 3 < n) acc = _mm_add_ss(acc, _mm_shuffle_ps(q, q, 3));
+        v = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(v), _mm512_castps_si512(v), 4)); /* next 4 lanes */
+    }
+    return _mm_cvtss_f32(acc);
+}
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm512_i32gather_ps(index, p, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) {
@@ -1557,6 +1574,17 @@ TS_INLINE ts_vf ts_vf_set1(float v) { return _mm256_set1_ps(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return _mm256_add_ps(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return _mm256_mul_ps(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { _mm256_storeu_ps(p, v); }
+TS_INLINE float ts_vf_add_in_order(float val, ts_vf v, int n) { /* val + v[0] + ... + v[n-1], one after another */
+    __m128 acc = _mm_set_ss(val);
+    for (int c = 0; c < n; c += 4) {
+        __m128 q = c == 0 ? _mm256_castps256_ps128(v) : _mm256_extractf128_ps(v, 1);
+        acc = _mm_add_ss(acc, q);
+        if (c + 1 < n) acc = _mm_add_ss(acc, _mm_movehdup_ps(q));
+        if (c + 2 < n) acc = _mm_add_ss(acc, _mm_movehl_ps(q, q));
+        if (c + 3 < n) acc = _mm_add_ss(acc, _mm_shuffle_ps(q, q, 3));
+    }
+    return _mm_cvtss_f32(acc);
+}
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { return _mm256_i32gather_ps(p, index, 4); } /* p[index[l]] */
 TS_INLINE ts_vi ts_load_i8(const int8_t *p, int count) { /* full vectors: no buffer to clear */
@@ -1618,6 +1646,13 @@ TS_INLINE ts_vf ts_vf_set1(float v) { return vdupq_n_f32(v); }
 TS_INLINE ts_vf ts_vf_add(ts_vf a, ts_vf b) { return vaddq_f32(a, b); }
 TS_INLINE ts_vf ts_vf_mul(ts_vf a, ts_vf b) { return vmulq_f32(a, b); }
 TS_INLINE void ts_store_f32(float *p, ts_vf v) { vst1q_f32(p, v); }
+TS_INLINE float ts_vf_add_in_order(float val, ts_vf v, int n) { /* val + v[0] + ... + v[n-1], one after another */
+    val += vgetq_lane_f32(v, 0);
+    if (n > 1) val += vgetq_lane_f32(v, 1);
+    if (n > 2) val += vgetq_lane_f32(v, 2);
+    if (n > 3) val += vgetq_lane_f32(v, 3);
+    return val;
+}
 TS_INLINE ts_vi ts_load_i32(const int32_t *p) { return vld1q_s32(p); }
 TS_INLINE ts_vf ts_gather_f32(const float *p, ts_vi index) { /* p[index[l]] */
     float g[4] = {p[vgetq_lane_s32(index, 0)], p[vgetq_lane_s32(index, 1)], p[vgetq_lane_s32(index, 2)],
@@ -1811,19 +1846,23 @@ TS_INLINE void ts_row_q8(float *out, const ts_matrix *w, const int8_t *xq, const
     int cols = w->cols, gs = w->group_size, groups = ts_groups(cols, gs);
     const int8_t *row = (const int8_t *)w->data + (size_t)i * cols;
     const float *w_scale = w->scale + (size_t)i * groups;
-    float val = 0.0f, scaled[TS_LANES];
+    float val = 0.0f;
     ts_vi acc[TS_LANES];
     for (int g0 = 0; g0 < groups; g0 += TS_LANES) {
         int ng = groups - g0 < TS_LANES ? groups - g0 : TS_LANES;
-        for (int l = ng; l < TS_LANES; l++) acc[l] = ts_vi_zero();
-        for (int l = 0; l < ng; l++) {
+        TS_UNROLL(16)
+        for (int l = 0; l < TS_LANES; l++) { /* unrolled: acc stays in registers */
             int start = (g0 + l) * gs, len = cols - start < gs ? cols - start : gs;
+            if (l >= ng) {
+                acc[l] = ts_vi_zero();
+                continue;
+            }
             if (TS_AHEAD > 0) TS_PREFETCH(row + start, TS_AHEAD);
-            acc[l] = ts_q8_group(row + start, xq + start, len);
+            /* 64-value groups (llama2.c's runq and our exporter's default) as a constant: unrolled */
+            acc[l] = len == 64 ? ts_q8_group(row + start, xq + start, 64) : ts_q8_group(row + start, xq + start, len);
         }
         ts_vf isum = ts_vf_from_vi(ts_vi_sum_rows(acc)); /* ts_q8_step's products, TS_LANES groups at once */
-        ts_store_f32(scaled, ts_vf_mul(ts_vf_mul(isum, ts_load_f32(w_scale + g0, ng)), ts_load_f32(xs + g0, ng)));
-        for (int l = 0; l < ng; l++) val += scaled[l];
+        val = ts_vf_add_in_order(val, ts_vf_mul(ts_vf_mul(isum, ts_load_f32(w_scale + g0, ng)), ts_load_f32(xs + g0, ng)), ng);
     }
     out[i] = val;
 }
