@@ -249,7 +249,7 @@ else
       w=$(SHARED="$SHARED" node tests/web.mjs "$OUT/web-case.json" "$OUT" | sed -n 's/^rate: [^ ]* \([0-9.]*\)$/\1/p')
       ours+=("$n") page+=("${w:-0}") ratios+=("$(ratio "${w:-0}" "$n")")
     done
-    web_rows+=("| $name | $(printf '%s\n' "${page[@]}" | median) | $(printf '%s\n' "${ours[@]}" | median) | $(printf '%s\n' "${ratios[@]}" | median)x |")
+    web_rows+=("| $name | $(printf '%s\n' "${page[@]}" | median | xargs printf %.1f) | $(printf '%s\n' "${ours[@]}" | median | xargs printf %.1f) | $(printf '%s\n' "${ratios[@]}" | median)x |")
     echo "web     ${web_rows[-1]}"
   done
   web_note="Chromium $(chromium --version 2>/dev/null | sed 's/[^0-9.]//g'), web/run.wasm built by make web ($(${WASM_CC:-clang} --version | head -1))"
