@@ -18,8 +18,8 @@
  *                           attention, GELU); matrix products for f32, bf16 and Q8_0
  *   3. Sampler              greedy, temperature, top-p; llama2.c's random number generator
  *   4. Generation           ts_forward, ts_sample, ts_generate, perplexity
- *   5. Appendix: the fast engine   every SIMD kernel (AVX-512, AVX2, NEON), behind the
- *                           hooks of section 2, computing the plain loops' bits
+ *   5. Appendix: the fast engine   every SIMD kernel (AVX-512, AVX2, NEON, WebAssembly
+ *                           SIMD128), behind the hooks of section 2
  *   6. Tokenizers           SentencePiece BPE (Llama 2) and GPT-2 byte-level BPE
  *   7. Model files          llama2.c legacy / v1 / v2 files and our TSMF format,
  *                           memory-mapped, every size checked
@@ -1331,7 +1331,9 @@ int ts_perplexity(ts_session *s, const char *text, size_t len, long *n_tokens, d
  * Everything of this file that is written for a particular instruction set: the
  * per-instruction-set helpers (AVX-512 with VNNI, AVX2 with FMA, NEON with or without the
  * dot-product extension), the tiles of the matrix products, the packed Q8_0 layout, the
- * vector exp, the SIMD max, the multi-row softmax and attention's value sums. Section 2
+ * vector exp, the SIMD max, the multi-row softmax and attention's value sums; last, the
+ * matrix products of WebAssembly's SIMD128 (make web), which keep the plain loops' own
+ * order and bits, since WebAssembly has no fused multiply-add that must fuse. Section 2
  * reaches it through four hooks (ts_fast_matmuls, ts_fast_exp, ts_fast_max,
  * ts_fast_attention); each computes the plain loops' bits, which tests/test_speed.c checks
  * on every path. A build without a SIMD path (or with -DTS_PLAIN_KERNELS) gets hooks that
