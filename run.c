@@ -2320,12 +2320,13 @@ static int ts_fast_matmuls(ts_session *s, const float *x, int n, int count, cons
 /* ---- WebAssembly SIMD128 (make web): the plain loops' bits, four rows at a time ----
  * WebAssembly's SIMD has no fused multiply-add that must fuse (relaxed-simd's may or may
  * not), so the documented order of the other paths cannot be had here. This path instead
- * computes ts_matmul_plain's bits: the four lanes of a vector are four rows' dot products,
- * each summed left to right with a rounded multiply and then a rounded add, as the plain
- * loop's `val += w * x`. Four values of each of four rows are loaded and transposed, so one
- * vector step adds one column's products to four outputs; each transposed block serves
- * TS_WASM_TOKENS tokens of a prompt. Q8_0: a group's integer sum by 16-bit widening dot
- * products (exact in any order), then ts_q8_step as the plain loop. One thread. */
+ * computes ts_matmul_plain's bits: for prompts, the four lanes of a vector are four rows'
+ * dot products, each summed left to right with a rounded multiply and then a rounded add, as
+ * the plain loop's `val += w * x`. Four values of each of four rows are loaded and transposed,
+ * so one vector step adds one column's products to four outputs; each transposed block serves
+ * TS_WASM_TOKENS tokens of a prompt. Decoding runs 8 rows' chains side by side instead.
+ * Q8_0: a group's integer sum by 16-bit widening dot products (exact in any order), then
+ * ts_q8_step as the plain loop. One thread. */
 #define TS_WASM_TOKENS 4
 /* values [at, at + count) of row `row` as floats (count <= 4; zeros after) */
 static inline v128_t ts_wasm_load4(const ts_matrix *w, int row, int at, int count) {
@@ -2370,6 +2371,25 @@ TS_INLINE void ts_wasm_tile(float *out, const ts_matrix *w, const float *x, int 
         for (int r = 0; r < nr; r++) out[(size_t)(t0 + t) * rows + i0 + r] = lane[r];
     }
 }
+/* Decoding, float: 8 rows' dot products side by side, each summed left to right as the plain
+ * loop sums it (its bits), but 8 independent chains of adds in flight instead of one (the
+ * compiler may put them in vector lanes: each lane is still one row's chain). */
+static void ts_wasm_decode_rows(float *out, const ts_matrix *w, const float *x, int i0, int nr) {
+    int cols = w->cols;
+    float val[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (w->type == TS_BF16) {
+        const uint16_t *wr[8];
+        for (int r = 0; r < 8; r++) wr[r] = (const uint16_t *)w->data + (size_t)(i0 + (r < nr ? r : nr - 1)) * cols;
+        for (int j = 0; j < cols; j++)
+            for (int r = 0; r < 8; r++) val[r] += ts_bf16_to_f32(wr[r][j]) * x[j];
+    } else {
+        const float *wr[8];
+        for (int r = 0; r < 8; r++) wr[r] = (const float *)w->data + (size_t)(i0 + (r < nr ? r : nr - 1)) * cols;
+        for (int j = 0; j < cols; j++)
+            for (int r = 0; r < 8; r++) val[r] += wr[r][j] * x[j];
+    }
+    for (int r = 0; r < nr; r++) out[i0 + r] = val[r];
+}
 /* sum of w[k] x[k], k < len: exact int32 */
 static int32_t ts_wasm_q8_dot(const int8_t *w, const int8_t *x, int len) {
     v128_t acc = wasm_i32x4_splat(0);
@@ -2387,6 +2407,10 @@ static int32_t ts_wasm_q8_dot(const int8_t *w, const int8_t *x, int len) {
 /* out (n, rows) = x (n, cols) · W^T with ts_matmul_plain's bits */
 static void ts_wasm_matmul(float *out, const float *x, const int8_t *xq, const float *xs, const ts_matrix *w, int n) {
     int rows = w->rows, cols = w->cols;
+    if (w->type != TS_Q8_0 && n == 1) {
+        for (int i0 = 0; i0 < rows; i0 += 8) ts_wasm_decode_rows(out, w, x, i0, rows - i0 < 8 ? rows - i0 : 8);
+        return;
+    }
     if (w->type != TS_Q8_0) {
         for (int i0 = 0; i0 < rows; i0 += 4) {
             int nr = rows - i0 < 4 ? rows - i0 : 4, t0 = 0;
@@ -2413,11 +2437,11 @@ static void ts_wasm_matmul(float *out, const float *x, const int8_t *xq, const f
             out[(size_t)t * rows + i] = val;
         }
 }
-/* Float decoding declines: one token's transposed blocks serve one token only, and the plain
- * loop, whose rows' chains the processor overlaps, was faster (stories15M's shape under node:
- * 140 against 112 tok/s); prompts of 4 tokens a block run 2.4x the plain loop, Q8_0 4x. */
+/* Measured under node (stories15M's shape, tok/s): float decoding in 8 scalar chains 210-230
+ * against the plain loop's 130-140 (4 chains: 160, 16: 130; SIMD rows with 4x4 transposes
+ * serve one token only and were slower than the plain loop: 37-112); prompts in 4x4 blocks
+ * 2.4x the plain loop; Q8_0 about 4x. */
 static int ts_fast_matmuls(ts_session *s, const float *x, int n, int count, const ts_product *p) {
-    if (n == 1 && p[0].w->type != TS_Q8_0) return 0;
     for (int k = 0; k < count; k++) ts_wasm_matmul(p[k].out, x, s->xq, s->xq_scale, p[k].w, n);
     return 1;
 }

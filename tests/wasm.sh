@@ -35,7 +35,7 @@ SHARED="$SHARED" node --no-warnings tests/wasi.mjs out-wasm/test_speed.wasm
 # integer sums) give the plain loops' bits: the native plain build's, whose stories are the
 # fast paths' (their logits differ in the last bits: the documented order of the fast
 # kernels' sums is not the plain loops' left to right). Prompts run in blocks here: the
-# logits of a text exercise the 4-token tiles, a story's decoding the plain float loop.
+# logits of a text exercise the 4-token tiles, a story's decoding the 8-row chains.
 # GPT-Neo: the same logits, bit for bit. stories260K: the same stories, but not yet the same
 # logits: its rotary tables come from libm's cosf, sinf and powf, as llama2.c's do, and
 # wasi-libc's differ from glibc's in last bits (the GPT-Neo path's one libm call, expf, agrees)
