@@ -83,6 +83,13 @@ for (const c of cases) {
     check(same, `${c.name}: the clicked piece's top neurons ${neurons.slice(0, 3).join(', ')}... are numpy's` +
       (same ? '' : `\n  page:  ${neurons}\n  numpy: ${JSON.stringify(c.neurons)}`));
   }
+  if (c.again) { // the same page again, another seed: the worker (and the files it kept) serve a second story
+    await page.fill('#seed', String(c.again_seed));
+    await page.click('#run');
+    await page.waitForSelector('#story[data-inspected="1"]', { timeout: 180000 });
+    const bytes = Buffer.from(await page.evaluate(() => Array.from(window.storyBytes))).toString('base64');
+    check(bytes === c.again, `${c.name}: a second story in the same page (seed ${c.again_seed}) is ./run's too`);
+  }
   check(errors.length === 0, `${c.name}: no console error${errors.length ? ': ' + errors.join('; ') : ''}`);
   if (c.screenshot) await page.screenshot({ path: path.join(outDir, c.screenshot), fullPage: true });
   await page.close();

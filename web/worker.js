@@ -177,9 +177,11 @@ async function run(args, files) {
   postMessage({ type: 'exit', code });
 }
 
+let kept = {}; // the last files sent: a page's later runs on the same files send none (a model is copied once)
 onmessage = (event) => {
   const { args, files } = event.data;
-  run(args, files).catch((e) => {
+  if (files) kept = files;
+  run(args, kept).catch((e) => {
     postMessage({ type: 'stderr', text: `the WebAssembly run failed: ${e && e.message ? e.message : e}\n` });
     postMessage({ type: 'exit', code: 2 });
   });
