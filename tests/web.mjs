@@ -74,6 +74,12 @@ for (const c of cases) {
   const shaded = await page.$$eval('#tokens span', (s) => s.filter((e) => /rgba\(211, 84, 0, 0\.[0-9]*[1-9]/.test(e.style.background) ||
                                                                       e.style.background.startsWith('rgb(211, 84, 0)')).length);
   const neurons = await page.$$eval('#neurons td[data-neuron]', (n) => n.map((e) => `${e.dataset.neuron} ${e.dataset.value}`));
+  // the grid of every head: a click on the cell of the last layer's last head selects it
+  const [layers, heads, cell] = await page.evaluate(() => [$('layer').options.length, $('head').options.length - 1, CELL]);
+  await page.click('#heads', { position: { x: cell.label + (heads - 1) * (cell.w + cell.gap) + cell.w / 2,
+                                           y: 14 + (layers - 1) * (cell.h + cell.gap) + cell.h / 2 } });
+  const picked = await page.evaluate(() => [$('layer').value, $('head').value]);
+  check(picked[0] === String(layers - 1) && picked[1] === String(heads - 1), `${c.name}: a click in the grid of heads picks layer ${picked[0]} head ${picked[1]}`);
   check(pieces > 5 && rows === 6 && shaded > 0, `${c.name}: ${pieces} pieces; a click shows 5 candidates and shades ${shaded} of them`);
   if (c.neurons) { // the page's neurons of the clicked piece: those numpy reads in ./run -m dump's mlp.npy (to 1e-4: wasm's plain bits against the native kernels')
     const same = neurons.length === c.neurons.length && neurons.every((text, k) => {
