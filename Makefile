@@ -117,7 +117,7 @@ web:
 	  $(WASM_CC) $(WASM_CFLAGS) $(WARN) $(WASM_LDFLAGS) -o web/run.wasm run.c -lm && echo "web: web/run.wasm ($(WASM_CC) $(WASM_CFLAGS))"; \
 	else echo "web: SKIPPED (no wasm32-wasi toolchain: apt-get install wasi-libc lld libclang-rt-dev-wasm32)"; fi
 test-wasm: run web
-	SHARED=$(SHARED) PYTHON=$(PYTHON) WASM_CC="$(WASM_CC)" WASM_CFLAGS="$(WASM_CFLAGS)" tests/wasm.sh
+	SHARED=$(SHARED) PYTHON=$(PYTHON) WASM_CC="$(WASM_CC)" WASM_CFLAGS="$(WASM_CFLAGS)" WASM_LDFLAGS="$(WASM_LDFLAGS)" tests/wasm.sh
 
 # The page (web/index.html, web/worker.js) in a real headless Chromium driven by playwright-core
 # (npm), served from 127.0.0.1: stories byte for byte ./run's, the views, refused files

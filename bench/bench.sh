@@ -242,10 +242,10 @@ if [ ! -f web/run.wasm ] || ! command -v chromium >/dev/null || ! node -e "requi
 else
   for name in 15M-f32 15M-q8_0; do
     ours=() page=() ratios=()
+    q=$(${PYTHON:-python3} -c 'import sys, urllib.parse; print(urllib.parse.urlencode({"model": sys.argv[1], "prompt": "Once upon a time", "temperature": 0, "steps": 256}))' "$PWD/$MODELS/$name.bin")
+    printf '[{"name": "%s", "query": "%s", "rate": true}]' "$name" "$q" >"$OUT/web-case.json"
     for ((r = 0; r < 3; r++)); do
       n=$(OMP_NUM_THREADS=1 "$OUT/run-fast" "$MODELS/$name.bin" -t 0 -n 256 -i "Once upon a time" 2>&1 >/dev/null | sed -n 's/^achieved tok\/s: //p')
-      q=$(${PYTHON:-python3} -c 'import sys, urllib.parse; print(urllib.parse.urlencode({"model": sys.argv[1], "prompt": "Once upon a time", "temperature": 0, "steps": 256}))' "$PWD/$MODELS/$name.bin")
-      printf '[{"name": "%s", "query": "%s", "rate": true}]' "$name" "$q" >"$OUT/web-case.json"
       w=$(SHARED="$SHARED" node tests/web.mjs "$OUT/web-case.json" "$OUT" | sed -n 's/^rate: [^ ]* \([0-9.]*\)$/\1/p')
       ours+=("$n") page+=("${w:-0}") ratios+=("$(ratio "${w:-0}" "$n")")
     done

@@ -57,25 +57,39 @@ static ts_matrix random_matrix(int type, int rows, int cols, int gs) {
     return w;
 }
 
+/* A matrix product to check: random weights and activations (quantized for Q8_0), and what
+ * the plain loop gives for them, the reference of every kernel check. */
+static const char *type_names[] = {"f32", "q8_0", "bf16"};
+typedef struct {
+    ts_matrix w;
+    float *x, *xs, *plain; /* (n, cols), (n, groups), (n, rows) */
+    int8_t *xq;            /* (n, cols) */
+} matmul_case;
+static matmul_case matmul_case_new(int type, int rows, int cols, int gs, int n) {
+    matmul_case c = {random_matrix(type, rows, cols, gs), NULL, NULL, NULL, NULL};
+    int groups = ts_groups(cols, gs > 0 ? gs : 1);
+    c.x = malloc((size_t)n * cols * 4), c.xs = malloc((size_t)n * groups * 4), c.xq = malloc((size_t)n * cols);
+    c.plain = malloc((size_t)n * rows * 4);
+    for (size_t i = 0; i < (size_t)n * cols; i++) c.x[i] = uniform();
+    if (type == TS_Q8_0) ts_quantize(c.xq, c.xs, c.x, n, cols, gs);
+    ts_matmul_plain(c.plain, c.x, c.xq, c.xs, &c.w, n);
+    return c;
+}
+static void matmul_case_free(matmul_case *c) {
+    free((void *)c->w.data), free((void *)c->w.scale);
+    free(c->x), free(c->xs), free(c->xq), free(c->plain);
+}
 #endif
 #if defined(TS_WASM)
 /* WebAssembly's kernels (run.c, section 5) give the plain loops' bits: every output of
  * every shape, for prompts (blocks of 4 tokens and the rest) and single tokens. */
 static void test_wasm_matmul(int type, int rows, int cols, int gs, int n) {
-    static const char *names[] = {"f32", "q8_0", "bf16"};
-    ts_matrix w = random_matrix(type, rows, cols, gs);
-    int groups = ts_groups(cols, gs > 0 ? gs : 1);
-    float *x = malloc((size_t)n * cols * 4), *xs = malloc((size_t)n * groups * 4);
-    int8_t *xq = malloc((size_t)n * cols);
-    float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4);
-    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
-    if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
-    ts_matmul_plain(plain, x, xq, xs, &w, n);
-    ts_wasm_matmul(fast, x, xq, xs, &w, n);
-    CHECK_MSG(memcmp(plain, fast, (size_t)n * rows * 4) == 0, "wasm %s %dx%d gs %d n %d: not the plain loop's bits", names[type],
-              rows, cols, gs, n);
-    free((void *)w.data), free((void *)w.scale);
-    free(x), free(xs), free(xq), free(plain), free(fast);
+    matmul_case c = matmul_case_new(type, rows, cols, gs, n);
+    float *fast = malloc((size_t)n * rows * 4);
+    ts_wasm_matmul(fast, c.x, c.xq, c.xs, &c.w, n);
+    CHECK_MSG(memcmp(c.plain, fast, (size_t)n * rows * 4) == 0, "wasm %s %dx%d gs %d n %d: not the plain loop's bits",
+              type_names[type], rows, cols, gs, n);
+    matmul_case_free(&c), free(fast);
 }
 #endif
 #if defined(TS_SIMD)
@@ -108,17 +122,13 @@ static void set_threads(int n) {
 }
 
 static void test_matmul(int type, int rows, int cols, int gs, int n) {
-    static const char *names[] = {"f32", "q8_0", "bf16"};
-    ts_matrix w = random_matrix(type, rows, cols, gs);
+    matmul_case c = matmul_case_new(type, rows, cols, gs, n);
+    ts_matrix w = c.w;
     int groups = ts_groups(cols, gs > 0 ? gs : 1);
-    float *x = malloc((size_t)n * cols * 4), *xs = malloc((size_t)n * groups * 4);
-    int8_t *xq = malloc((size_t)n * cols);
-    float *plain = malloc((size_t)n * rows * 4), *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)n * rows * 4);
-    float *threads = malloc((size_t)n * rows * 4);
+    float *x = c.x, *xs = c.xs, *plain = c.plain;
+    int8_t *xq = c.xq;
+    float *fast = malloc((size_t)n * rows * 4), *one = malloc((size_t)n * rows * 4), *threads = malloc((size_t)n * rows * 4);
     void *packed = malloc(ts_q8_packed_bytes(n, cols, gs > 0 ? gs : 1) + 1);
-    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = uniform();
-    if (type == TS_Q8_0) ts_quantize(xq, xs, x, n, cols, gs);
-    ts_matmul_plain(plain, x, xq, xs, &w, n);
     set_threads(1);
     ts_product product = {fast, &w};
     ts_matmul_fast(&product, 1, x, xq, xs, packed, n);
@@ -133,7 +143,7 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
             }
             float ordered = dot_in_order(&w, i, x + (size_t)t * cols); /* every SIMD path's bits */
             if (memcmp(&ordered, &b, 4) != 0 && !in_order_wrong++)
-                fprintf(stderr, "%s %dx%d n %d: output %d is %.9g, the documented order gives %.9g\n", names[type], rows, cols,
+                fprintf(stderr, "%s %dx%d n %d: output %d is %.9g, the documented order gives %.9g\n", type_names[type], rows, cols,
                         n, t * rows + i, b, ordered);
             /* Two orders of summing `cols` products differ by at most 2 cols eps sum|w x|
              * (the standard bound for recursive summation, plus one rounding per FMA). */
@@ -142,9 +152,9 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
             double err = fabs((double)a - b), bound = 2.0 * (cols + 1) * FLT_EPSILON * mag;
             if (err > bound && err - bound > worst_err) worst_err = err - bound, worst = t * rows + i;
         }
-    CHECK_MSG(in_order_wrong == 0, "%s %dx%d n %d: %d outputs not summed in the documented order", names[type], rows, cols, n,
+    CHECK_MSG(in_order_wrong == 0, "%s %dx%d n %d: %d outputs not summed in the documented order", type_names[type], rows, cols, n,
           in_order_wrong);
-    CHECK_MSG(worst < 0, "%s %dx%d gs %d n %d: fast %.9g vs plain %.9g at output %d", names[type], rows, cols, gs, n,
+    CHECK_MSG(worst < 0, "%s %dx%d gs %d n %d: fast %.9g vs plain %.9g at output %d", type_names[type], rows, cols, gs, n,
           worst < 0 ? 0.0 : fast[worst], worst < 0 ? 0.0 : plain[worst], worst);
     /* each token alone (the decoding path) gives the bits it got inside the block */
     int same = 1;
@@ -153,17 +163,17 @@ static void test_matmul(int type, int rows, int cols, int gs, int n) {
         ts_matmul_fast(&alone, 1, x + (size_t)t * cols, xq + (size_t)t * cols, xs + (size_t)t * groups, packed, 1);
         same &= memcmp(one, fast + (size_t)t * rows, (size_t)rows * 4) == 0;
     }
-    CHECK_MSG(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", names[type], rows, cols, gs, n);
+    CHECK_MSG(same, "%s %dx%d gs %d n %d: a token alone differs from the same token in a block", type_names[type], rows, cols, gs, n);
     for (int th = 2; th <= 3; th++) { /* nor on the number of threads, nor on the other products of the call */
         set_threads(th);
         ts_product product3[3] = {{plain, &w}, {threads, &w}, {one, &w}}; /* three at once: the middle one */
         ts_matmul_fast(product3, 3, x, xq, xs, packed, n);
-        CHECK_MSG(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", names[type], rows,
+        CHECK_MSG(memcmp(threads, fast, (size_t)n * rows * 4) == 0, "%s %dx%d n %d: %d threads differ from 1", type_names[type], rows,
               cols, n, th);
     }
     set_threads(1);
-    free((void *)w.data), free((void *)w.scale);
-    free(x), free(xs), free(xq), free(plain), free(fast), free(one), free(threads), free(packed);
+    matmul_case_free(&c);
+    free(fast), free(one), free(threads), free(packed);
 }
 
 /* ts_quantize == llama2.c's quantize (fmaxf, roundf), including halves and ragged groups,

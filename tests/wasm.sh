@@ -26,10 +26,11 @@ if [ -f "$SHARED/models/stories260K.bin" ]; then
     { echo "test-wasm: web/run.wasm does not run under node"; exit 1; }
 fi
 echo "test-wasm: web/run.wasm under node $(node --version)"
-# the kernels alone: tests/test_speed.c built as web/run.wasm is (WASM_CC, WASM_CFLAGS from make),
-# every output of the awkward shapes the plain loop's bits; blocks against single tokens
-${WASM_CC:-clang --target=wasm32-wasi} ${WASM_CFLAGS:--O2 -ffp-contract=off -msimd128} -Wall -Wextra -Werror \
-  -Wl,--initial-memory=268435456 -o out-wasm/test_speed.wasm tests/test_speed.c -lm
+# the kernels alone: tests/test_speed.c built as web/run.wasm is (make passes WASM_CC, WASM_CFLAGS
+# and WASM_LDFLAGS), every output of the awkward shapes the plain loop's bits; blocks against
+# single tokens
+: "${WASM_CC:?run through make test-wasm}" "${WASM_CFLAGS:?}" "${WASM_LDFLAGS:?}"
+$WASM_CC $WASM_CFLAGS -Wall -Wextra -Werror $WASM_LDFLAGS -o out-wasm/test_speed.wasm tests/test_speed.c -lm
 SHARED="$SHARED" node --no-warnings tests/wasi.mjs out-wasm/test_speed.wasm
 # its kernels (wasm simd128: 4 rows in the lanes, each summed left to right; Q8_0's exact
 # integer sums) give the plain loops' bits: the native plain build's, whose stories are the

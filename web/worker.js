@@ -158,10 +158,10 @@ async function run(args, files) {
   const written = {}, inputs = {};
   for (const [name, buffer] of Object.entries(files)) inputs[name] = new Uint8Array(buffer);
   const wasi = wasiFor(['run', ...args], inputs, (message) => postMessage(message));
-  const missing = (name) => () => ERRNO.NOSYS; // a call run.wasm would need and this shim lacks
+  const missing = () => ERRNO.NOSYS; // a call run.wasm would need and this shim lacks
   const table = {};
   for (const imp of WebAssembly.Module.imports(module))
-    if (imp.module === 'wasi_snapshot_preview1') table[imp.name] = wasi.imports[imp.name] || missing(imp.name);
+    if (imp.module === 'wasi_snapshot_preview1') table[imp.name] = wasi.imports[imp.name] || missing;
   const instance = await WebAssembly.instantiate(module, { wasi_snapshot_preview1: table });
   wasi.setMemory(instance.exports.memory);
   let code = 0;
